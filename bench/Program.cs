@@ -1,0 +1,1 @@
+return VitSparse.Bench.BenchApp.Run(args, Console.Out, Console.Error);

@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.Globalization;
+using VitSparse.Kernels;
+using VitSparse.Runtime;
+using VitSparse.Runtime.Formats;
+using VitSparse.Runtime.Models;
+using VitSparse.Runtime.Text;
+
+namespace VitSparse.Cli;
+
+/// <summary>The `vitsparse` command. Every input error ends as one line on stderr and a non-zero exit code.</summary>
+public static class CliApp
+{
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = new RootCommand("VitSparse: run and inspect (pruned) Vision Transformers on the CPU")
+        {
+            InferCommand(stdout, stderr),
+            InspectCommand(stdout, stderr),
+        };
+        var result = root.Parse(args);
+        return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+    }
+
+    static readonly Option<string?> ArchOption = new("--arch")
+    {
+        Description = "architecture for checkpoints without VitSparse metadata (e.g. deit_s, deit_b_distilled)",
+    };
+
+    static readonly Option<string> NonFiniteOption = new("--nonfinite")
+    {
+        Description = "what to do with NaN/Inf weights: refuse, warn or allow",
+        DefaultValueFactory = _ => "refuse",
+    };
+
+    internal static int Guard(TextWriter stderr, Func<int> body)
+    {
+        try { return body(); }
+        catch (VitSparseException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
+        catch (IOException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
+        catch (UnauthorizedAccessException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
+    }
+
+    static LoadOptions Options(ParseResult pr, TextWriter stderr) => new()
+    {
+        Arch = pr.GetValue(ArchOption),
+        NonFinite = pr.GetValue(NonFiniteOption) switch
+        {
+            "refuse" => NonFinitePolicy.Refuse,
+            "warn" => NonFinitePolicy.Warn,
+            "allow" => NonFinitePolicy.Allow,
+            var v => throw new InputException("--nonfinite", $"'{v}' is not one of refuse, warn, allow"),
+        },
+        Warn = stderr.WriteLine,
+    };
+
+    static Command InferCommand(TextWriter stdout, TextWriter stderr)
+    {
+        var weights = new Option<string>("--weights") { Description = "model .safetensors (VitSparse compact or timm DeiT)", Required = true };
+        var input = new Option<string>("--input") { Description = "float32 NCHW .npy with preprocessed images", Required = true };
+        var output = new Option<string>("--output") { Description = "where to write float32 [batch, classes] logits (.npy)", Required = true };
+        var threads = new Option<int>("--threads") { Description = "intra-op threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var cmd = new Command("infer", "run a model on a batch of images and write the logits")
+        {
+            weights, input, output, ArchOption, threads, NonFiniteOption,
+        };
+        cmd.SetAction(pr => Guard(stderr, () =>
+        {
+            int t = pr.GetValue(threads);
+            if (t < 1) throw new InputException("--threads", $"must be at least 1, got {t}");
+            var model = VitModel.Load(pr.GetValue(weights)!, Options(pr, stderr));
+            var c = model.Config;
+            string inPath = pr.GetValue(input)!;
+            var x = Npy.Read(inPath);
+            if (x.Shape.Length != 4 || x.Shape[1] != c.InChannels || x.Shape[2] != c.ImageSize || x.Shape[3] != c.ImageSize || x.Shape[0] < 1)
+                throw new InputException("--input", $"{inPath} has shape ({string.Join(", ", x.Shape)}), model '{c.Name}' needs (batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize})");
+            int batch = x.Shape[0];
+            var logits = new float[(long)batch * c.NumClasses];
+            using (var session = new InferenceSession(model, t))
+            {
+                const int chunk = 64;
+                for (int b0 = 0; b0 < batch; b0 += chunk)
+                {
+                    int n = Math.Min(chunk, batch - b0);
+                    session.Run(x.Data.AsSpan(b0 * c.ImageElements, n * c.ImageElements), n, logits.AsSpan(b0 * c.NumClasses, n * c.NumClasses));
+                }
+            }
+            Npy.Write(pr.GetValue(output)!, [batch, c.NumClasses], logits);
+            stdout.WriteLine($"wrote {batch}×{c.NumClasses} logits to {pr.GetValue(output)}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command InspectCommand(TextWriter stdout, TextWriter stderr)
+    {
+        var file = new Argument<string>("weights") { Description = "model .safetensors" };
+        var cmd = new Command("inspect", "print the architecture, per-block widths, parameters and MACs") { file, ArchOption };
+        cmd.SetAction(pr => Guard(stderr, () =>
+        {
+            using var st = new SafeTensorsFile(pr.GetValue(file)!);
+            bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
+            var c = VitModel.ReadConfig(st, pr.GetValue(ArchOption));
+            stdout.Write(Describe(c, fromMetadata ? "VitSparse metadata" : "inferred from tensor shapes"));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    internal static string Describe(VitConfig c, string origin)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sw = new StringWriter(inv);
+        sw.WriteLine($"model {c.Name} ({origin}): image {c.ImageSize}, patch {c.PatchSize}, tokens {c.Tokens}, embed {c.EmbedDim}, classes {c.NumClasses}, depth {c.Depth}{(c.Distilled ? ", distilled" : "")}, kernels {Isa.Describe()}");
+        sw.WriteLine();
+        var blocks = new MarkdownTable("block", "heads", "Q/K per head", "V per head", "Q/K total", "V total", "FFN", "scale").RightAlign(0, 1, 4, 5, 6, 7);
+        for (int i = 0; i < c.Depth; i++)
+        {
+            var b = c.Blocks[i];
+            blocks.Add(i, b.Heads, string.Join(",", b.QkWidths), string.Join(",", b.VWidths), b.QkTotal, b.VTotal, b.MlpHidden, b.AttnScale.ToString("0.######", inv));
+        }
+        sw.Write(blocks);
+        sw.WriteLine();
+        var layers = new MarkdownTable("layer", "shape", "params", "MMAC").RightAlign(2, 3);
+        foreach (var l in ModelStats.Layers(c))
+            layers.Add(l.Name, l.Shape, l.Params.ToString("N0", inv), (l.Macs / 1e6).ToString("0.000", inv));
+        sw.Write(layers);
+        sw.WriteLine();
+        sw.WriteLine($"total: {ModelStats.Params(c).ToString("N0", inv)} params, {(ModelStats.Macs(c) / 1e9).ToString("0.000", inv)} GMAC per image");
+        return sw.ToString();
+    }
+}

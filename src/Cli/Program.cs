@@ -1,0 +1,1 @@
+return VitSparse.Cli.CliApp.Run(args, Console.Out, Console.Error);

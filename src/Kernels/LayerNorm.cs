@@ -1,0 +1,70 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace VitSparse.Kernels;
+
+/// <summary>Row-wise LayerNorm: y = (x − mean)/√(var + eps)·γ + β, two-pass, one row per work item.</summary>
+public static class LayerNorm
+{
+    public static void Forward(ReadOnlySpan<float> x, int rows, int width, int ldx, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        float eps, Span<float> y, int ldy, ThreadTeam team, SimdWidth simd = 0)
+    {
+        if (gamma.Length != width || beta.Length != width)
+            throw new ArgumentException($"LayerNorm parameters have {gamma.Length}/{beta.Length} elements, expected {width}");
+        if (rows <= 0) return;
+        if (x.Length < (long)(rows - 1) * ldx + width || y.Length < (long)(rows - 1) * ldy + width)
+            throw new ArgumentException($"LayerNorm buffers too small for {rows} rows of {width}");
+        unsafe
+        {
+            fixed (float* px = x) fixed (float* py = y) fixed (float* pg = gamma) fixed (float* pb = beta)
+            {
+                team.For(rows, new Body(px, ldx, py, ldy, pg, pb, width, eps, simd == 0 ? Isa.Best : simd));
+            }
+        }
+    }
+
+    unsafe readonly struct Body(float* x, int ldx, float* y, int ldy, float* g, float* b, int width, float eps, SimdWidth simd) : IRangeBody
+    {
+        public void Run(int start, int end, int worker)
+        {
+            for (int r = start; r < end; r++)
+            {
+                switch (simd)
+                {
+                    case SimdWidth.V512: Row<V512, Vector512<float>>(x + (long)r * ldx, y + (long)r * ldy); break;
+                    case SimdWidth.V256: Row<V256, Vector256<float>>(x + (long)r * ldx, y + (long)r * ldy); break;
+                    default: Row<V128, Vector128<float>>(x + (long)r * ldx, y + (long)r * ldy); break;
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Row<TOps, TV>(float* xr, float* yr) where TOps : struct, IVec<TV> where TV : struct
+        {
+            int vc = TOps.Count, i;
+            TV acc = TOps.Zero;
+            for (i = 0; i <= width - vc; i += vc) acc = TOps.Add(acc, TOps.Load(ref xr[i]));
+            float sum = TOps.Sum(acc);
+            for (; i < width; i++) sum += xr[i];
+            float mean = sum / width;
+            TV vm = TOps.Broadcast(mean);
+            acc = TOps.Zero;
+            for (i = 0; i <= width - vc; i += vc)
+            {
+                TV d = TOps.Sub(TOps.Load(ref xr[i]), vm);
+                acc = TOps.Fma(d, d, acc);
+            }
+            float ss = TOps.Sum(acc);
+            for (; i < width; i++) { float d = xr[i] - mean; ss += d * d; }
+            float rstd = 1f / MathF.Sqrt(ss / width + eps);
+            TV vr = TOps.Broadcast(rstd);
+            for (i = 0; i <= width - vc; i += vc)
+            {
+                TV n = TOps.Mul(TOps.Sub(TOps.Load(ref xr[i]), vm), vr);
+                TOps.Store(ref yr[i], TOps.Fma(n, TOps.Load(ref g[i]), TOps.Load(ref b[i])));
+            }
+            for (; i < width; i++) yr[i] = (xr[i] - mean) * rstd * g[i] + b[i];
+        }
+    }
+}

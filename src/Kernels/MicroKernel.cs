@@ -1,0 +1,70 @@
+using System.Runtime.CompilerServices;
+
+namespace VitSparse.Kernels;
+
+/// <summary>A row count known to the JIT, so one kernel source yields six straight-line kernels.</summary>
+interface IRows { static abstract int Value { get; } }
+struct R1 : IRows { public static int Value => 1; }
+struct R2 : IRows { public static int Value => 2; }
+struct R3 : IRows { public static int Value => 3; }
+struct R4 : IRows { public static int Value => 4; }
+struct R5 : IRows { public static int Value => 5; }
+struct R6 : IRows { public static int Value => 6; }
+
+/// <summary>
+/// The register tile: up to Mr rows of A times one packed panel of 2 vectors, accumulated over K in
+/// 2·Mr vector registers (12 at Mr = 6, enough independent FMA chains to cover FMA latency), then
+/// written raw to a [rows][2 vectors] tile for the epilogue.
+/// </summary>
+static class MicroKernel
+{
+    public const int Mr = 6;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Run<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile)
+        where TOps : struct, IVec<TV> where TV : struct
+    {
+        switch (rows)
+        {
+            case 6: Tile<TOps, TV, R6>(ref a, lda, ref b, k, ref tile); break;
+            case 5: Tile<TOps, TV, R5>(ref a, lda, ref b, k, ref tile); break;
+            case 4: Tile<TOps, TV, R4>(ref a, lda, ref b, k, ref tile); break;
+            case 3: Tile<TOps, TV, R3>(ref a, lda, ref b, k, ref tile); break;
+            case 2: Tile<TOps, TV, R2>(ref a, lda, ref b, k, ref tile); break;
+            default: Tile<TOps, TV, R1>(ref a, lda, ref b, k, ref tile); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile<TOps, TV, TR>(ref float a, int lda, ref float b, int k, ref float tile)
+        where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows
+    {
+        int vc = TOps.Count;
+        TV c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero, c20 = TOps.Zero, c21 = TOps.Zero;
+        TV c30 = TOps.Zero, c31 = TOps.Zero, c40 = TOps.Zero, c41 = TOps.Zero, c50 = TOps.Zero, c51 = TOps.Zero;
+        ref float a1 = ref Unsafe.Add(ref a, TR.Value > 1 ? lda : 0);
+        ref float a2 = ref Unsafe.Add(ref a, TR.Value > 2 ? 2 * lda : 0);
+        ref float a3 = ref Unsafe.Add(ref a, TR.Value > 3 ? 3 * lda : 0);
+        ref float a4 = ref Unsafe.Add(ref a, TR.Value > 4 ? 4 * lda : 0);
+        ref float a5 = ref Unsafe.Add(ref a, TR.Value > 5 ? 5 * lda : 0);
+        for (int p = 0; p < k; p++)
+        {
+            TV b0 = TOps.Load(ref b), b1 = TOps.Load(ref Unsafe.Add(ref b, vc));
+            b = ref Unsafe.Add(ref b, 2 * vc);
+            TV x = TOps.Broadcast(Unsafe.Add(ref a, p));
+            c00 = TOps.Fma(x, b0, c00); c01 = TOps.Fma(x, b1, c01);
+            if (TR.Value > 1) { x = TOps.Broadcast(Unsafe.Add(ref a1, p)); c10 = TOps.Fma(x, b0, c10); c11 = TOps.Fma(x, b1, c11); }
+            if (TR.Value > 2) { x = TOps.Broadcast(Unsafe.Add(ref a2, p)); c20 = TOps.Fma(x, b0, c20); c21 = TOps.Fma(x, b1, c21); }
+            if (TR.Value > 3) { x = TOps.Broadcast(Unsafe.Add(ref a3, p)); c30 = TOps.Fma(x, b0, c30); c31 = TOps.Fma(x, b1, c31); }
+            if (TR.Value > 4) { x = TOps.Broadcast(Unsafe.Add(ref a4, p)); c40 = TOps.Fma(x, b0, c40); c41 = TOps.Fma(x, b1, c41); }
+            if (TR.Value > 5) { x = TOps.Broadcast(Unsafe.Add(ref a5, p)); c50 = TOps.Fma(x, b0, c50); c51 = TOps.Fma(x, b1, c51); }
+        }
+        int nr = 2 * vc;
+        TOps.Store(ref tile, c00); TOps.Store(ref Unsafe.Add(ref tile, vc), c01);
+        if (TR.Value > 1) { TOps.Store(ref Unsafe.Add(ref tile, nr), c10); TOps.Store(ref Unsafe.Add(ref tile, nr + vc), c11); }
+        if (TR.Value > 2) { TOps.Store(ref Unsafe.Add(ref tile, 2 * nr), c20); TOps.Store(ref Unsafe.Add(ref tile, 2 * nr + vc), c21); }
+        if (TR.Value > 3) { TOps.Store(ref Unsafe.Add(ref tile, 3 * nr), c30); TOps.Store(ref Unsafe.Add(ref tile, 3 * nr + vc), c31); }
+        if (TR.Value > 4) { TOps.Store(ref Unsafe.Add(ref tile, 4 * nr), c40); TOps.Store(ref Unsafe.Add(ref tile, 4 * nr + vc), c41); }
+        if (TR.Value > 5) { TOps.Store(ref Unsafe.Add(ref tile, 5 * nr), c50); TOps.Store(ref Unsafe.Add(ref tile, 5 * nr + vc), c51); }
+    }
+}

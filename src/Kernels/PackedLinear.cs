@@ -1,0 +1,168 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace VitSparse.Kernels;
+
+/// <summary>What a linear layer does with its result after X·Wᵀ + b.</summary>
+public enum Epilogue
+{
+    /// <summary>Y = X·Wᵀ + b.</summary>
+    Bias,
+    /// <summary>Y = GELU(X·Wᵀ + b), exact erf form.</summary>
+    BiasGelu,
+    /// <summary>Y += X·Wᵀ + b: the residual add of a pre-norm block, done while the tile is in registers' reach.</summary>
+    BiasAccumulate,
+}
+
+/// <summary>
+/// A linear layer Y[M,N] = X[M,K]·W[N,K]ᵀ + b with W packed once, at model load, into column panels
+/// of NR = 2 vectors: panel p holds W[p·NR .. p·NR+NR, :] transposed to [K][NR], zero-padded past N.
+/// Any M, N and K run without padding the model: ragged N is a partially used last panel, ragged M a
+/// shorter row tile.
+/// </summary>
+public sealed class PackedLinear
+{
+    public int N { get; }
+    public int K { get; }
+    public SimdWidth Width { get; }
+    internal int Nr { get; }
+    internal int Panels { get; }
+    readonly float[] _packed;
+    readonly float[] _bias; // padded to Panels·Nr
+
+    PackedLinear(int n, int k, SimdWidth width, float[] packed, float[] bias)
+    {
+        N = n; K = k; Width = width;
+        Nr = 2 * LanesOf(width);
+        Panels = (n + Nr - 1) / Nr;
+        _packed = packed; _bias = bias;
+    }
+
+    internal static int LanesOf(SimdWidth w) => w switch { SimdWidth.V512 => 16, SimdWidth.V256 => 8, _ => 4 };
+
+    public long PackedBytes => (long)_packed.Length * sizeof(float);
+
+    /// <summary>Packs W [n,k] row-major (PyTorch's Linear layout) and an optional bias [n].</summary>
+    public static PackedLinear Pack(ReadOnlySpan<float> weight, int n, int k, ReadOnlySpan<float> bias, SimdWidth width = 0)
+    {
+        if (n <= 0) throw new ArgumentOutOfRangeException(nameof(n), n, "output width must be positive");
+        if (k <= 0) throw new ArgumentOutOfRangeException(nameof(k), k, "input width must be positive");
+        if (weight.Length != (long)n * k)
+            throw new ArgumentException($"weight has {weight.Length} elements, expected {n}×{k}", nameof(weight));
+        if (!bias.IsEmpty && bias.Length != n)
+            throw new ArgumentException($"bias has {bias.Length} elements, expected {n}", nameof(bias));
+        if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
+        int nr = 2 * LanesOf(width);
+        int panels = (n + nr - 1) / nr;
+        var packed = new float[(long)panels * k * nr];
+        for (int p = 0; p < panels; p++)
+        {
+            int n0 = p * nr, cols = Math.Min(nr, n - n0);
+            var dst = packed.AsSpan(p * k * nr, k * nr);
+            for (int j = 0; j < cols; j++)
+            {
+                var row = weight.Slice((n0 + j) * k, k);
+                for (int kk = 0; kk < k; kk++) dst[kk * nr + j] = row[kk];
+            }
+        }
+        var b = new float[panels * nr];
+        bias.CopyTo(b);
+        return new PackedLinear(n, k, width, packed, b);
+    }
+
+    /// <summary>
+    /// Runs the layer on M rows. x is [m, K] with row stride ldx (≥ K), y is [m, N] with row stride ldy (≥ N).
+    /// Each output element is written by exactly one work item, so the result is the same for any team size.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> x, int m, int ldx, Span<float> y, int ldy, Epilogue epilogue, ThreadTeam team)
+    {
+        if (m <= 0) return;
+        if (ldx < K) throw new ArgumentOutOfRangeException(nameof(ldx), ldx, $"row stride must be at least K={K}");
+        if (ldy < N) throw new ArgumentOutOfRangeException(nameof(ldy), ldy, $"row stride must be at least N={N}");
+        if (x.Length < (long)(m - 1) * ldx + K) throw new ArgumentException($"x holds {x.Length} floats, needs {m} rows of stride {ldx}", nameof(x));
+        if (y.Length < (long)(m - 1) * ldy + N) throw new ArgumentException($"y holds {y.Length} floats, needs {m} rows of stride {ldy}", nameof(y));
+        unsafe
+        {
+            fixed (float* px = x)
+            fixed (float* py = y)
+            {
+                int rowTiles = (m + MicroKernel.Mr - 1) / MicroKernel.Mr;
+                var body = new Body(this, px, m, ldx, py, ldy, epilogue, rowTiles);
+                team.For(Panels * rowTiles, body);
+            }
+        }
+    }
+
+    /// <summary>One work item = one (panel, row tile) pair; items are panel-major so a worker keeps its panel hot.</summary>
+    unsafe readonly struct Body(PackedLinear w, float* x, int m, int ldx, float* y, int ldy, Epilogue ep, int rowTiles) : IRangeBody
+    {
+        public void Run(int start, int end, int worker)
+        {
+            switch (w.Width)
+            {
+                case SimdWidth.V512: Loop<V512, Vector512<float>>(start, end); break;
+                case SimdWidth.V256: Loop<V256, Vector256<float>>(start, end); break;
+                default: Loop<V128, Vector128<float>>(start, end); break;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Loop<TOps, TV>(int start, int end) where TOps : struct, IVec<TV> where TV : struct
+        {
+            int nr = w.Nr, k = w.K;
+            float* tile = stackalloc float[MicroKernel.Mr * 32];
+            ref float packed = ref MemoryMarshal.GetArrayDataReference(w._packed);
+            ref float bias = ref MemoryMarshal.GetArrayDataReference(w._bias);
+            for (int item = start; item < end; item++)
+            {
+                int p = item / rowTiles, rt = item % rowTiles;
+                int m0 = rt * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
+                int n0 = p * nr, cols = Math.Min(nr, w.N - n0);
+                ref float a = ref *(x + (long)m0 * ldx);
+                ref float b = ref Unsafe.Add(ref packed, (nint)p * k * nr);
+                MicroKernel.Run<TOps, TV>(rows, ref a, ldx, ref b, k, ref *tile);
+                Finish<TOps, TV>(tile, rows, ref Unsafe.Add(ref bias, n0), y + (long)m0 * ldy + n0, cols);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Finish<TOps, TV>(float* tile, int rows, ref float bias, float* dst, int cols) where TOps : struct, IVec<TV> where TV : struct
+        {
+            int vc = TOps.Count, nr = 2 * vc;
+            TV b0 = TOps.Load(ref bias), b1 = TOps.Load(ref Unsafe.Add(ref bias, vc));
+            for (int r = 0; r < rows; r++)
+            {
+                ref float t = ref *(tile + r * nr);
+                TV v0 = TOps.Add(TOps.Load(ref t), b0);
+                TV v1 = TOps.Add(TOps.Load(ref Unsafe.Add(ref t, vc)), b1);
+                if (ep == Epilogue.BiasGelu)
+                {
+                    v0 = Gelu.Apply<TOps, TV>(v0);
+                    v1 = Gelu.Apply<TOps, TV>(v1);
+                }
+                float* d = dst + (long)r * ldy;
+                if (cols == nr)
+                {
+                    if (ep == Epilogue.BiasAccumulate)
+                    {
+                        v0 = TOps.Add(v0, TOps.Load(ref *d));
+                        v1 = TOps.Add(v1, TOps.Load(ref *(d + vc)));
+                    }
+                    TOps.Store(ref *d, v0);
+                    TOps.Store(ref *(d + vc), v1);
+                }
+                else
+                {
+                    TOps.Store(ref t, v0);
+                    TOps.Store(ref Unsafe.Add(ref t, vc), v1);
+                    float* s = tile + r * nr;
+                    if (ep == Epilogue.BiasAccumulate)
+                        for (int j = 0; j < cols; j++) d[j] += s[j];
+                    else
+                        for (int j = 0; j < cols; j++) d[j] = s[j];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace VitSparse.Kernels;
+
+/// <summary>
+/// One vector width's operations. Kernels are written once, generic over this interface, and the JIT
+/// specialises them per struct, so Vector512 (x64 AVX-512), Vector256 (AVX2) and Vector128 (the width
+/// AdvSimd runs on ARM) share one source.
+/// </summary>
+public interface IVec<TV> where TV : struct
+{
+    static abstract int Count { get; }
+    static abstract TV Zero { get; }
+    static abstract TV Load(ref float src);
+    static abstract void Store(ref float dst, TV v);
+    static abstract TV Broadcast(float x);
+    static abstract TV Fma(TV a, TV b, TV acc);
+    static abstract TV Add(TV a, TV b);
+    static abstract TV Sub(TV a, TV b);
+    static abstract TV Mul(TV a, TV b);
+    static abstract TV Max(TV a, TV b);
+    static abstract TV Min(TV a, TV b);
+    static abstract TV Abs(TV a);
+    static abstract TV Exp(TV a);
+    static abstract TV Reciprocal(TV a);
+    static abstract TV Select(TV mask, TV ifTrue, TV ifFalse);
+    static abstract TV LessThan(TV a, TV b);
+    static abstract float Sum(TV v);
+    static abstract float MaxAcross(TV v);
+}
+
+public struct V512 : IVec<Vector512<float>>
+{
+    public static int Count => Vector512<float>.Count;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(ref float src) => Vector512.LoadUnsafe(ref src);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(ref float dst, Vector512<float> v) => v.StoreUnsafe(ref dst);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Broadcast(float x) => Vector512.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> a) => Vector512.Abs(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp(Vector512<float> a) => Vector512.Exp(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Reciprocal(Vector512<float> a) => Vector512<float>.One / a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Select(Vector512<float> m, Vector512<float> t, Vector512<float> f) => Vector512.ConditionalSelect(m, t, f);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LessThan(Vector512<float> a, Vector512<float> b) => Vector512.LessThan(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> v) => V256.Sum(v.GetLower() + v.GetUpper());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector512<float> v) => V256.MaxAcross(Vector256.Max(v.GetLower(), v.GetUpper()));
+}
+
+public struct V256 : IVec<Vector256<float>>
+{
+    public static int Count => Vector256<float>.Count;
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(ref float src) => Vector256.LoadUnsafe(ref src);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(ref float dst, Vector256<float> v) => v.StoreUnsafe(ref dst);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Broadcast(float x) => Vector256.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Mul(Vector256<float> a, Vector256<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.Min(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> a) => Vector256.Abs(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Exp(Vector256<float> a) => Vector256.Exp(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Reciprocal(Vector256<float> a) => Vector256<float>.One / a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Select(Vector256<float> m, Vector256<float> t, Vector256<float> f) => Vector256.ConditionalSelect(m, t, f);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LessThan(Vector256<float> a, Vector256<float> b) => Vector256.LessThan(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> v) => V128.Sum(v.GetLower() + v.GetUpper());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector256<float> v) => V128.MaxAcross(Vector128.Max(v.GetLower(), v.GetUpper()));
+}
+
+public struct V128 : IVec<Vector128<float>>
+{
+    public static int Count => Vector128<float>.Count;
+    public static Vector128<float> Zero => Vector128<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(ref float src) => Vector128.LoadUnsafe(ref src);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(ref float dst, Vector128<float> v) => v.StoreUnsafe(ref dst);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Broadcast(float x) => Vector128.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Sub(Vector128<float> a, Vector128<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Mul(Vector128<float> a, Vector128<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Min(Vector128<float> a, Vector128<float> b) => Vector128.Min(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> a) => Vector128.Abs(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Exp(Vector128<float> a) => Vector128.Exp(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Reciprocal(Vector128<float> a) => Vector128<float>.One / a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Select(Vector128<float> m, Vector128<float> t, Vector128<float> f) => Vector128.ConditionalSelect(m, t, f);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LessThan(Vector128<float> a, Vector128<float> b) => Vector128.LessThan(a, b);
+    // Fixed pairwise order so a sum is the same on every width path that reduces through here.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> v) => (v.GetElement(0) + v.GetElement(2)) + (v.GetElement(1) + v.GetElement(3));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector128<float> v) => MathF.Max(MathF.Max(v.GetElement(0), v.GetElement(1)), MathF.Max(v.GetElement(2), v.GetElement(3)));
+}
+
+/// <summary>The vector width the kernels use on this machine, decided once at start-up.</summary>
+public enum SimdWidth { Scalar = 0, V128 = 128, V256 = 256, V512 = 512 }
+
+public static class Isa
+{
+    public static SimdWidth Best { get; } =
+        Vector512.IsHardwareAccelerated ? SimdWidth.V512 :
+        Vector256.IsHardwareAccelerated ? SimdWidth.V256 :
+        Vector128.IsHardwareAccelerated ? SimdWidth.V128 : SimdWidth.Scalar;
+
+    /// <summary>Floats per vector at <see cref="Best"/> (4 when only scalar code runs: Vector128 is then emulated).</summary>
+    public static int Lanes => Best switch { SimdWidth.V512 => 16, SimdWidth.V256 => 8, _ => 4 };
+
+    public static string Describe() => Best switch
+    {
+        SimdWidth.V512 => "Vector512 (AVX-512)",
+        SimdWidth.V256 => "Vector256 (AVX2)",
+        SimdWidth.V128 => System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "Vector128 (AdvSimd)" : "Vector128 (SSE)",
+        _ => "scalar (no SIMD)",
+    };
+}
+
+/// <summary>An operation over one span, run on the machine's best vector width by <see cref="Simd.Dispatch"/>.</summary>
+public interface ISpanOp
+{
+    void Run<TOps, TV>(Span<float> x) where TOps : struct, IVec<TV> where TV : struct;
+}
+
+public static class Simd
+{
+    public static void Dispatch<TOp>(TOp op, Span<float> x, SimdWidth width = 0) where TOp : struct, ISpanOp
+    {
+        switch (width == 0 ? Isa.Best : width)
+        {
+            case SimdWidth.V512: op.Run<V512, System.Runtime.Intrinsics.Vector512<float>>(x); break;
+            case SimdWidth.V256: op.Run<V256, System.Runtime.Intrinsics.Vector256<float>>(x); break;
+            default: op.Run<V128, System.Runtime.Intrinsics.Vector128<float>>(x); break;
+        }
+    }
+}

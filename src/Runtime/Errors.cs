@@ -1,0 +1,23 @@
+namespace VitSparse.Runtime;
+
+/// <summary>Base of every error VitSparse reports about its inputs: files, tensors, arguments.</summary>
+public class VitSparseException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A file that is not what it claims to be (safetensors, NPY): names the file.</summary>
+public sealed class FileFormatException(string file, string problem, Exception? inner = null)
+    : VitSparseException($"{file}: {problem}", inner)
+{
+    public string File { get; } = file;
+}
+
+/// <summary>Weights that do not fit the architecture: names the tensor (and the file when known).</summary>
+public sealed class ModelException(string problem, string? tensor = null) : VitSparseException(problem)
+{
+    public string? Tensor { get; } = tensor;
+}
+
+/// <summary>An input that does not fit the model or the call: names the argument.</summary>
+public sealed class InputException(string argument, string problem) : VitSparseException($"{argument}: {problem}")
+{
+    public string Argument { get; } = argument;
+}

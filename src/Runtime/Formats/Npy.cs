@@ -1,0 +1,91 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace VitSparse.Runtime.Formats;
+
+/// <summary>A float32 array with its shape, as read from or written to a NumPy .npy file.</summary>
+public sealed record NpyArray(int[] Shape, float[] Data)
+{
+    public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>
+/// NumPy .npy (format versions 1, 2 and 3) for little-endian float32 C-order arrays, the only kind the
+/// CLI exchanges. Anything else is refused with the file name and what was found.
+/// </summary>
+public static partial class Npy
+{
+    static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+
+    [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")] private static partial Regex DescrRx();
+    [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranRx();
+    [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapeRx();
+
+    public static NpyArray Read(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (FileNotFoundException) { throw new FileFormatException(path, "file not found"); }
+        return Parse(bytes, path);
+    }
+
+    public static NpyArray Parse(ReadOnlySpan<byte> bytes, string name)
+    {
+        if (bytes.Length < 10 || !bytes[..6].SequenceEqual(Magic)) throw new FileFormatException(name, "not a NumPy .npy file (bad magic)");
+        int major = bytes[6];
+        int headerLen, headerStart;
+        if (major == 1) { headerLen = BinaryPrimitives.ReadUInt16LittleEndian(bytes[8..]); headerStart = 10; }
+        else if (major is 2 or 3)
+        {
+            if (bytes.Length < 12) throw new FileFormatException(name, "truncated .npy header");
+            headerLen = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..])); headerStart = 12;
+        }
+        else throw new FileFormatException(name, $"unsupported .npy format version {major}");
+        if (headerStart + (long)headerLen > bytes.Length) throw new FileFormatException(name, "truncated .npy header");
+        string header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(bytes.Slice(headerStart, headerLen));
+
+        var descr = DescrRx().Match(header);
+        var fortran = FortranRx().Match(header);
+        var shapeM = ShapeRx().Match(header);
+        if (!descr.Success || !fortran.Success || !shapeM.Success) throw new FileFormatException(name, $"malformed .npy header: {header.Trim()}");
+        if (descr.Groups[1].Value != "<f4") throw new FileFormatException(name, $"dtype '{descr.Groups[1].Value}' is not little-endian float32 ('<f4'); convert with x.astype('<f4')");
+        if (fortran.Groups[1].Value == "True") throw new FileFormatException(name, "array is in Fortran order; save a C-order array (np.ascontiguousarray)");
+        var dims = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var shape = new int[dims.Length];
+        long elements = 1;
+        for (int i = 0; i < dims.Length; i++)
+        {
+            if (!int.TryParse(dims[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
+                throw new FileFormatException(name, $"bad shape entry '{dims[i]}'");
+            elements *= shape[i];
+        }
+        long dataStart = headerStart + headerLen;
+        if (bytes.Length - dataStart != elements * 4)
+            throw new FileFormatException(name, $"shape ({string.Join(",", shape)}) needs {elements * 4} data bytes, file has {bytes.Length - dataStart}");
+        var data = new float[elements];
+        var src = bytes[(int)dataStart..];
+        for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
+        return new NpyArray(shape, data);
+    }
+
+    public static void Write(string path, ReadOnlySpan<int> shape, ReadOnlySpan<float> data)
+    {
+        long elements = 1;
+        foreach (int d in shape) elements *= d;
+        if (elements != data.Length) throw new ArgumentException($"shape has {elements} elements, data has {data.Length}", nameof(data));
+        string dims = shape.Length == 1 ? $"{shape[0]}," : string.Join(", ", shape.ToArray());
+        string dict = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}";
+        int total = 10 + dict.Length + 1;
+        string header = dict + new string(' ', (64 - total % 64) % 64) + "\n";
+        var buf = new byte[10 + header.Length + 4L * data.Length];
+        Magic.CopyTo(buf);
+        buf[6] = 1; buf[7] = 0;
+        BinaryPrimitives.WriteUInt16LittleEndian(buf.AsSpan(8), (ushort)header.Length);
+        Encoding.Latin1.GetBytes(header, buf.AsSpan(10));
+        int o = 10 + header.Length;
+        for (int i = 0; i < data.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(buf.AsSpan(o + 4 * i), data[i]);
+        AtomicFile.Write(path, s => s.Write(buf));
+    }
+}

@@ -1,0 +1,140 @@
+using VitSparse.Kernels;
+using VitSparse.Runtime.Formats;
+
+namespace VitSparse.Runtime.Models;
+
+public enum NonFinitePolicy { Refuse, Warn, Allow }
+
+public sealed record LoadOptions
+{
+    /// <summary>Architecture name for checkpoints without our metadata (head counts, eps, scale).</summary>
+    public string? Arch { get; init; }
+    public NonFinitePolicy NonFinite { get; init; } = NonFinitePolicy.Refuse;
+    /// <summary>Vector width of the packed weights; default is the machine's best.</summary>
+    public SimdWidth Simd { get; init; }
+    public Action<string>? Warn { get; init; }
+}
+
+/// <summary>One pre-norm transformer block with its weights packed for the kernels.</summary>
+internal sealed class VitBlock
+{
+    public required float[] Norm1W, Norm1B, Norm2W, Norm2B;
+    public required PackedLinear Qkv, Proj, Fc1, Fc2;
+    public required HeadLayout Heads;
+    public required float Scale;
+}
+
+/// <summary>
+/// A loaded DeiT (dense or ragged), immutable and safe to share between sessions on many threads.
+/// Weights are packed once here; a <see cref="InferenceSession"/> holds the per-inference buffers.
+/// </summary>
+public sealed class VitModel
+{
+    public VitConfig Config { get; }
+    public string Source { get; }
+    internal PackedLinear PatchEmbed { get; }
+    internal float[] ClsToken { get; }
+    internal float[]? DistToken { get; }
+    internal float[] PosEmbed { get; }
+    internal VitBlock[] Blocks { get; }
+    internal float[] NormW { get; }
+    internal float[] NormB { get; }
+    internal PackedLinear Head { get; }
+    internal PackedLinear? HeadDist { get; }
+    internal SimdWidth Simd { get; }
+
+    VitModel(ITensorSource src, VitConfig config, LoadOptions o)
+    {
+        Config = config.Validate();
+        Source = src.Description;
+        Simd = o.Simd;
+        var expected = VitLayout.ExpectedShapes(config);
+        foreach (var (name, shape) in expected)
+        {
+            if (!src.Contains(name)) throw new ModelException($"{src.Description}: missing tensor '{name}' (architecture '{config.Name}')", name);
+            var actual = src.Shape(name);
+            if (!actual.SequenceEqual(shape))
+                throw new ModelException($"{src.Description}: tensor '{name}' has shape [{string.Join(",", actual)}], but the architecture '{config.Name}' needs [{string.Join(",", shape)}]", name);
+        }
+        float[] Vec(string name) => Checked(src, name, o).ToArray();
+        PackedLinear Lin(string prefix, int n, int k) => PackedLinear.Pack(Checked(src, prefix + ".weight", o), n, k, Checked(src, prefix + ".bias", o), o.Simd);
+
+        int e = config.EmbedDim;
+        PatchEmbed = Lin("patch_embed.proj", e, config.PatchDim);
+        ClsToken = Vec("cls_token");
+        DistToken = config.Distilled ? Vec("dist_token") : null;
+        PosEmbed = Vec("pos_embed");
+        Blocks = new VitBlock[config.Depth];
+        for (int i = 0; i < config.Depth; i++)
+        {
+            var b = config.Blocks[i];
+            string p = $"blocks.{i}.";
+            Blocks[i] = new VitBlock
+            {
+                Norm1W = Vec(p + "norm1.weight"), Norm1B = Vec(p + "norm1.bias"),
+                Norm2W = Vec(p + "norm2.weight"), Norm2B = Vec(p + "norm2.bias"),
+                Qkv = Lin(p + "attn.qkv", b.QkvRows, e),
+                Proj = Lin(p + "attn.proj", e, b.VTotal),
+                Fc1 = Lin(p + "mlp.fc1", b.MlpHidden, e),
+                Fc2 = Lin(p + "mlp.fc2", e, b.MlpHidden),
+                Heads = new HeadLayout(b.QkWidths, b.VWidths),
+                Scale = b.AttnScale,
+            };
+        }
+        NormW = Vec("norm.weight");
+        NormB = Vec("norm.bias");
+        Head = Lin("head", config.NumClasses, e);
+        HeadDist = config.Distilled ? Lin("head_dist", config.NumClasses, e) : null;
+    }
+
+    static ReadOnlySpan<float> Checked(ITensorSource src, string name, LoadOptions o)
+    {
+        var data = src.Floats(name);
+        if (o.NonFinite == NonFinitePolicy.Allow) return data;
+        int bad = 0, first = -1;
+        for (int i = 0; i < data.Length; i++)
+            if (!float.IsFinite(data[i])) { bad++; if (first < 0) first = i; }
+        if (bad == 0) return data;
+        string msg = $"{src.Description}: tensor '{name}' has {bad} NaN/Inf values (first at flat index {first})";
+        if (o.NonFinite == NonFinitePolicy.Refuse) throw new ModelException(msg + "; refusing to load (allow with NonFinitePolicy.Warn or --nonfinite warn)", name);
+        o.Warn?.Invoke("warning: " + msg);
+        return data;
+    }
+
+    public static VitModel FromSource(ITensorSource src, VitConfig config, LoadOptions? options = null) => new(src, config, options ?? new LoadOptions());
+
+    /// <summary>
+    /// Loads a safetensors checkpoint: our compact format (config in metadata) or a plain timm DeiT, whose
+    /// config is inferred from tensor shapes (with <see cref="LoadOptions.Arch"/> supplying head counts).
+    /// </summary>
+    public static VitModel Load(string path, LoadOptions? options = null)
+    {
+        options ??= new LoadOptions();
+        using var file = new SafeTensorsFile(path);
+        var src = new SafeTensorsSource(file);
+        return new VitModel(src, ReadConfig(file, options.Arch), options);
+    }
+
+    public static VitConfig ReadConfig(SafeTensorsFile file, string? arch)
+    {
+        if (file.Metadata.TryGetValue(VitConfig.MetadataKey, out var json))
+        {
+            try { return VitConfig.FromJson(json); }
+            catch (ModelException e) { throw new ModelException($"{file.Path}: {e.Message}", e.Tensor); }
+        }
+        return VitLayout.Infer(new SafeTensorsSource(file), arch == null ? null : Architectures.Get(arch));
+    }
+
+    /// <summary>Writes the model's config and the given tensors as our compact safetensors.</summary>
+    public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32)
+    {
+        var tensors = VitLayout.ExpectedShapes(config.Validate())
+            .Select(kv => new TensorToWrite(kv.Key, kv.Value, src.Floats(kv.Key).ToArray(), dtype)).ToList();
+        SafeTensorsWriter.Write(path, tensors, new Dictionary<string, string>
+        {
+            [VitConfig.MetadataKey] = config.ToJson(),
+            ["format"] = "pt",
+            ["producer"] = "vitsparse",
+        });
+    }
+}
