@@ -28,9 +28,12 @@ public static class Gelu
         p = TOps.Fma(p, t, TOps.Broadcast(0.37409196f));
         p = TOps.Fma(p, t, TOps.Broadcast(1.00002368f));
         p = TOps.Fma(p, t, TOps.Broadcast(-1.26551223f));
-        TV a2 = TOps.Mul(a, a);
-        // fma(a, a, -a2) is the rounding error of a², folded into the small exponent.
-        TV a2Err = TOps.Fma(a, a, TOps.Sub(TOps.Zero, a2));
+        // a² = x²/2 from x itself (z = x/√2 is already rounded, which would cost 1e-5 relative at x = −12);
+        // fma(x, x, −x²) is the rounding error of x², folded into the small exponent.
+        TV xx = TOps.Mul(x, x);
+        TV half = TOps.Broadcast(0.5f);
+        TV a2 = TOps.Mul(xx, half);
+        TV a2Err = TOps.Mul(TOps.Fma(x, x, TOps.Sub(TOps.Zero, xx)), half);
         TV small = TOps.Sub(p, a2Err);
         TV y = TOps.Mul(TOps.Mul(t, TOps.Exp(TOps.Sub(TOps.Zero, a2))), TOps.Exp(small));
         // erfc(z) = y for z >= 0, 2 − y for z < 0.

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every VitSparse test and ends with the line "N passed, N failed".
+#
+#  1. builds the solution (Release, warnings are errors);
+#  2. runs the whole suite on this machine's widest SIMD width;
+#  3. runs the kernel and parity tests again with AVX-512 off, then with AVX2 off too, so the
+#     Vector256 and Vector128 paths (Vector128 is what ARM AdvSimd runs) are the ones the runtime picks.
+#
+# Debian packages the tests need are listed in APT_PACKAGES and installed when missing (as root);
+# as another user the script says which are missing and stops.
+set -uo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=()   # none yet: the committed fixtures need only the .NET SDK
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || { echo "0 passed, 1 failed"; exit 1; }
+  else
+    echo "the tests need these Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+    echo "0 passed, 1 failed"; exit 1
+  fi
+fi
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+if ! dotnet build Runtime.sln -c Release -nologo -v q; then
+  echo "build failed"; echo "0 passed, 1 failed"; exit 1
+fi
+
+status=0
+run() {   # run NAME FILTER [ENV=VALUE ...]
+  local name=$1 filter=$2; shift 2
+  echo "== tests: $name $*"
+  local args=(test tests -c Release --no-build --nologo --logger "trx;LogFileName=$results/$name.trx")
+  [ -n "$filter" ] && args+=(--filter "$filter")
+  env "$@" dotnet "${args[@]}" || status=1
+}
+
+run all ""
+run no-avx512 "Category=Kernels|FullyQualifiedName~ParityTests" DOTNET_EnableAVX512=0
+run no-avx2 "Category=Kernels|FullyQualifiedName~ParityTests" DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0
+
+passed=0; failed=0
+for f in "$results"/*.trx; do
+  [ -f "$f" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$f")
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters"); passed=$((passed + ${p:-0}))
+  x=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters"); failed=$((failed + ${x:-0}))
+done
+if [ "$status" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+echo "$passed passed, $failed failed"
+exit $status

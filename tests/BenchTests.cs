@@ -1,0 +1,39 @@
+using System.Text.Json;
+using VitSparse.Bench;
+using Xunit;
+
+namespace VitSparse.Tests;
+
+public class BenchTests
+{
+    [Fact]
+    public void Bench_prints_a_markdown_row_per_model_and_writes_json()
+    {
+        string json = Path.Combine(Fixtures.TempDir(), "bench.json");
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = BenchApp.Run(["--model", "deit_t,deit_t_snp", "--warmup", "1", "--iterations", "3", "--threads", "1", "--json", json], o, e);
+        Assert.True(code == 0, e.ToString());
+        string table = o.ToString();
+        Assert.Contains("| deit_t ", table);
+        Assert.Contains("| deit_t_snp ", table);
+        Assert.Contains("seeded synthetic", table);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var rows = doc.RootElement.EnumerateArray().ToList();
+        Assert.Equal(2, rows.Count);
+        Assert.Equal(1.254, rows[0].GetProperty("gmac").GetDouble(), 3);
+        Assert.True(rows[0].GetProperty("median_ms").GetDouble() > 0);
+        Assert.True(rows[1].GetProperty("min_ms").GetDouble() <= rows[1].GetProperty("max_ms").GetDouble());
+    }
+
+    [Fact]
+    public void Bench_rejects_unknown_models_and_bad_counts()
+    {
+        var e = new StringWriter();
+        Assert.Equal(2, BenchApp.Run(["--model", "resnet50"], new StringWriter(), e));
+        Assert.Contains("unknown architecture 'resnet50'", e.ToString());
+        e = new StringWriter();
+        Assert.Equal(2, BenchApp.Run(["--iterations", "0"], new StringWriter(), e));
+        Assert.Contains("--iterations", e.ToString());
+    }
+}

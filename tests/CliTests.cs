@@ -1,0 +1,84 @@
+using VitSparse.Cli;
+using VitSparse.Runtime.Formats;
+using Xunit;
+
+namespace VitSparse.Tests;
+
+public class CliTests
+{
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = CliApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void Infer_on_a_ragged_model_matches_pytorch()
+    {
+        string output = Path.Combine(Fixtures.TempDir(), "y.npy");
+        var (code, _, err) = Run("infer", "--weights", Fixtures.Path_("ragged_tiny.safetensors"), "--input", Fixtures.Path_("ragged_tiny.input.npy"), "--output", output, "--threads", "2");
+        Assert.True(code == 0, err);
+        var y = Npy.Read(output);
+        Assert.Equal(new[] { 3, 10 }, y.Shape);
+        Fixtures.AssertClose(Fixtures.Npy_("ragged_tiny.logits.npy").Data, y.Data);
+    }
+
+    [Fact]
+    public void Inspect_shows_ragged_widths_params_and_macs()
+    {
+        var (code, output, err) = Run("inspect", Fixtures.Path_("ragged_tiny.safetensors"));
+        Assert.True(code == 0, err);
+        Assert.Contains("VitSparse metadata", output);
+        Assert.Contains("| 5,9,13 ", output);
+        Assert.Contains("| 7,4,11 ", output);
+        Assert.Contains("blocks.2.attn.qkv", output);
+        Assert.Contains("GMAC per image", output);
+    }
+
+    [Fact]
+    public void Inspect_of_a_plain_timm_checkpoint_says_it_inferred_the_widths()
+    {
+        var (code, output, _) = Run("inspect", Fixtures.Path_("timm_uniform_f16.safetensors"));
+        Assert.Equal(0, code);
+        Assert.Contains("inferred from tensor shapes", output);
+    }
+
+    [Fact]
+    public void Wrong_input_shape_is_one_line_nonzero_exit_and_no_output_file()
+    {
+        string dir = Fixtures.TempDir();
+        string input = Path.Combine(dir, "x.npy"), output = Path.Combine(dir, "y.npy");
+        Npy.Write(input, [1, 3, 28, 28], new float[3 * 28 * 28]);
+        var (code, _, err) = Run("infer", "--weights", Fixtures.Path_("ragged_tiny.safetensors"), "--input", input, "--output", output);
+        Assert.Equal(2, code);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.StartsWith("error: --input:", err);
+        Assert.Contains("(batch, 3, 32, 32)", err);
+        Assert.False(File.Exists(output));
+        Assert.Single(Directory.GetFiles(dir));
+    }
+
+    [Fact]
+    public void Missing_or_corrupt_weights_are_reported_by_file()
+    {
+        string dir = Fixtures.TempDir();
+        string bad = Path.Combine(dir, "bad.safetensors");
+        File.WriteAllBytes(bad, [9, 0, 0, 0, 0, 0, 0, 0, (byte)'{']);
+        var (code, _, err) = Run("inspect", bad);
+        Assert.Equal(2, code);
+        Assert.Contains("bad.safetensors", err);
+        (code, _, err) = Run("infer", "--weights", Path.Combine(dir, "none.safetensors"), "--input", "x.npy", "--output", "y.npy");
+        Assert.Equal(2, code);
+        Assert.Contains("none.safetensors: file not found", err);
+    }
+
+    [Fact]
+    public void Missing_required_option_is_a_usage_error()
+    {
+        var (code, _, err) = Run("infer", "--weights", "w.safetensors");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--input", err);
+    }
+}

@@ -1,0 +1,277 @@
+using VitSparse.Kernels;
+using Xunit;
+
+namespace VitSparse.Tests;
+
+/// <summary>
+/// Every kernel against a straightforward double-precision reference, at every vector width (the
+/// narrower widths run here on x64 exactly as they run on ARM), on 1, odd, prime and ragged sizes.
+/// </summary>
+[Trait("Category", "Kernels")]
+public class KernelTests
+{
+    public static readonly SimdWidth[] Widths = [SimdWidth.V512, SimdWidth.V256, SimdWidth.V128];
+
+    public static TheoryData<SimdWidth, int, int, int> GemmShapes()
+    {
+        var d = new TheoryData<SimdWidth, int, int, int>();
+        var shapes = new (int M, int N, int K)[] { (1, 1, 1), (1, 1000, 384), (7, 13, 5), (197, 150, 307), (197, 307, 1228), (6, 33, 64), (5, 17, 1), (13, 1537, 3), (2, 31, 1537), (37, 78, 25) };
+        foreach (var w in Widths)
+            foreach (var (m, n, k) in shapes) d.Add(w, m, n, k);
+        return d;
+    }
+
+    static double[] Reference(float[] x, float[] w, float[] b, int m, int n, int k)
+    {
+        var y = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = b[j];
+                for (int p = 0; p < k; p++) s += (double)x[i * k + p] * w[j * k + p];
+                y[i * n + j] = s;
+            }
+        return y;
+    }
+
+    static void Close(double expected, float actual, double tol, string what) =>
+        Assert.True(Math.Abs(expected - actual) <= tol * Math.Max(1, Math.Abs(expected)), $"{what}: expected {expected}, got {actual}");
+
+    [Theory, MemberData(nameof(GemmShapes))]
+    public void Linear_matches_double_reference_for_every_epilogue(SimdWidth width, int m, int n, int k)
+    {
+        var x = Fixtures.Random(m * k, m + 7 * n + 13 * k);
+        var w = Fixtures.Random(n * k, n + k, 1f / MathF.Sqrt(k));
+        var b = Fixtures.Random(n, n);
+        var reference = Reference(x, w, b, m, n, k);
+        var packed = PackedLinear.Pack(w, n, k, b, width);
+        double tol = 2e-6 * Math.Sqrt(k) + 1e-6;
+
+        var y = new float[m * n];
+        packed.Forward(x, m, k, y, n, Epilogue.Bias, new ThreadTeam(2));
+        for (int i = 0; i < y.Length; i++) Close(reference[i], y[i], tol, $"bias [{i / n},{i % n}]");
+
+        packed.Forward(x, m, k, y, n, Epilogue.BiasGelu, new ThreadTeam(2));
+        for (int i = 0; i < y.Length; i++) Close(GeluRef(reference[i]), y[i], tol, $"gelu [{i / n},{i % n}]");
+
+        var acc = Fixtures.Random(m * n, 99);
+        var expected = acc.Select((a, i) => a + reference[i]).ToArray();
+        packed.Forward(x, m, k, acc, n, Epilogue.BiasAccumulate, ThreadTeam.Single);
+        for (int i = 0; i < acc.Length; i++) Close(expected[i], acc[i], tol, $"accumulate [{i / n},{i % n}]");
+    }
+
+    [Fact]
+    public void Linear_honours_row_strides_and_leaves_other_columns_alone()
+    {
+        int m = 9, n = 21, k = 10, ldx = 16, ldy = 30;
+        var x = Fixtures.Random(m * ldx, 5);
+        var w = Fixtures.Random(n * k, 6);
+        var y = Enumerable.Repeat(123f, m * ldy).ToArray();
+        PackedLinear.Pack(w, n, k, [], SimdWidth.V256).Forward(x, m, ldx, y, ldy, Epilogue.Bias, new ThreadTeam(3));
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += (double)x[i * ldx + p] * w[j * k + p];
+                Close(s, y[i * ldy + j], 1e-5, "strided");
+            }
+            for (int j = n; j < ldy; j++) Assert.Equal(123f, y[i * ldy + j]);
+        }
+    }
+
+    [Fact]
+    public void Linear_rejects_inconsistent_arguments()
+    {
+        var p = PackedLinear.Pack(new float[12], 3, 4, []);
+        Assert.Throws<ArgumentException>(() => PackedLinear.Pack(new float[11], 3, 4, []));
+        Assert.Throws<ArgumentException>(() => PackedLinear.Pack(new float[12], 3, 4, new float[2]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => p.Forward(new float[8], 2, 3, new float[6], 3, Epilogue.Bias, ThreadTeam.Single));
+        Assert.Throws<ArgumentException>(() => p.Forward(new float[7], 2, 4, new float[6], 3, Epilogue.Bias, ThreadTeam.Single));
+    }
+
+    static double Erf(double x)
+    {
+        // Series for small |x|, continued fraction for erfc beyond: both converge to double precision here.
+        double ax = Math.Abs(x);
+        if (ax < 3)
+        {
+            double sum = x, term = x, x2 = x * x;
+            for (int n = 1; n < 200; n++)
+            {
+                term *= -x2 / n;
+                double add = term / (2 * n + 1);
+                sum += add;
+                if (Math.Abs(add) < 1e-17 * Math.Abs(sum)) break;
+            }
+            return 2 / Math.Sqrt(Math.PI) * sum;
+        }
+        double f = 0;
+        for (int n = 60; n >= 1; n--) f = n / 2.0 / (ax + f);
+        double erfc = Math.Exp(-ax * ax) / Math.Sqrt(Math.PI) / (ax + f);
+        return Math.Sign(x) * (1 - erfc);
+    }
+
+    static double Erfc(double x)
+    {
+        if (x < 3) return 1 - Erf(x);
+        double f = 0;
+        for (int n = 60; n >= 1; n--) f = n / 2.0 / (x + f);
+        return Math.Exp(-x * x) / Math.Sqrt(Math.PI) / (x + f);
+    }
+
+    internal static double GeluRef(double x) => 0.5 * x * Erfc(-x / Math.Sqrt(2));
+
+    [Theory, MemberData(nameof(WidthData))]
+    public void Gelu_is_within_1e6_relative_of_exact_erf_gelu(SimdWidth width)
+    {
+        var xs = new List<float>();
+        for (float v = -12f; v <= 12f; v += 0.00371f) xs.Add(v);
+        xs.AddRange([0f, -0f, 1e-8f, -1e-8f, 1e-30f, 30f, -30f, 100f, -100f]);
+        var y = xs.ToArray();
+        Simd.Dispatch(new GeluOp(), y, width);
+        double worst = 0;
+        for (int i = 0; i < y.Length; i++)
+        {
+            double r = GeluRef(xs[i]);
+            double err = Math.Abs(y[i] - r) / Math.Max(Math.Abs(r), 1e-30);
+            if (Math.Abs(r) < 1e-30) err = Math.Abs(y[i]);
+            worst = Math.Max(worst, err);
+        }
+        Assert.True(worst <= 1e-6, $"worst relative error {worst:g3}");
+    }
+
+    struct GeluOp : ISpanOp
+    {
+        public void Run<TOps, TV>(Span<float> x) where TOps : struct, IVec<TV> where TV : struct
+        {
+            for (int i = 0; i + TOps.Count <= x.Length; i += TOps.Count)
+                TOps.Store(ref x[i], Gelu.Apply<TOps, TV>(TOps.Load(ref x[i])));
+            var tail = new float[TOps.Count];
+            int start = x.Length / TOps.Count * TOps.Count;
+            x[start..].CopyTo(tail);
+            TOps.Store(ref tail[0], Gelu.Apply<TOps, TV>(TOps.Load(ref tail[0])));
+            tail.AsSpan(0, x.Length - start).CopyTo(x[start..]);
+        }
+    }
+
+    public static TheoryData<SimdWidth> WidthData() => new(Widths);
+
+    [Theory, MemberData(nameof(WidthData))]
+    public void LayerNorm_matches_double_reference(SimdWidth width)
+    {
+        foreach (int e in new[] { 1, 3, 16, 45, 307, 384 })
+        {
+            int rows = 5;
+            var x = Fixtures.Random(rows * e, e).Select(v => v * 3 + 1.5f).ToArray();
+            var g = Fixtures.Random(e, e + 1);
+            var b = Fixtures.Random(e, e + 2);
+            var y = new float[rows * e];
+            LayerNorm.Forward(x, rows, e, e, g, b, 1e-6f, y, e, new ThreadTeam(2), width);
+            for (int r = 0; r < rows; r++)
+            {
+                double mean = 0, var = 0;
+                for (int j = 0; j < e; j++) mean += x[r * e + j];
+                mean /= e;
+                for (int j = 0; j < e; j++) var += (x[r * e + j] - mean) * (x[r * e + j] - mean);
+                double rstd = 1 / Math.Sqrt(var / e + 1e-6);
+                for (int j = 0; j < e; j++)
+                    Close((x[r * e + j] - mean) * rstd * g[j] + b[j], y[r * e + j], 1e-5, $"e={e}");
+            }
+        }
+    }
+
+    public static TheoryData<SimdWidth, int[], int[], int> AttentionCases()
+    {
+        var d = new TheoryData<SimdWidth, int[], int[], int>();
+        foreach (var w in Widths)
+        {
+            d.Add(w, [5, 9, 13], [7, 4, 11], 17);
+            d.Add(w, [25, 25, 25, 25, 25, 25], [38, 38, 38, 38, 38, 38], 197);
+            d.Add(w, [64, 64], [64, 64], 33);
+            d.Add(w, [1], [1], 1);
+            d.Add(w, [3, 70], [66, 2], 40);
+        }
+        return d;
+    }
+
+    [Theory, MemberData(nameof(AttentionCases))]
+    public void RaggedAttention_matches_double_reference(SimdWidth width, int[] qk, int[] v, int tokens)
+    {
+        var layout = new HeadLayout(qk, v);
+        int images = 2, row = layout.RowWidth + 3; // a wider stride than the row, as a caller may have
+        var qkv = Fixtures.Random(images * tokens * row, tokens + qk.Sum(), 2f);
+        float scale = 0.125f;
+        int ldo = layout.VTotal + 1;
+        var output = Enumerable.Repeat(-7f, images * tokens * ldo).ToArray();
+        var attention = new RaggedAttention(tokens, layout.MaxQk, layout.MaxV, 3, width);
+        attention.Forward(layout, qkv, images, row, scale, output, ldo, new ThreadTeam(3));
+        for (int img = 0; img < images; img++)
+        {
+            int qo = 0, vo = 0;
+            for (int h = 0; h < qk.Length; h++)
+            {
+                for (int i = 0; i < tokens; i++)
+                {
+                    var s = new double[tokens];
+                    for (int j = 0; j < tokens; j++)
+                    {
+                        double dot = 0;
+                        for (int d = 0; d < qk[h]; d++)
+                            dot += (double)qkv[(img * tokens + i) * row + qo + d] * qkv[(img * tokens + j) * row + layout.QkTotal + qo + d];
+                        s[j] = dot * scale;
+                    }
+                    double max = s.Max(), sum = 0;
+                    for (int j = 0; j < tokens; j++) { s[j] = Math.Exp(s[j] - max); sum += s[j]; }
+                    for (int d = 0; d < v[h]; d++)
+                    {
+                        double o = 0;
+                        for (int j = 0; j < tokens; j++) o += s[j] / sum * qkv[(img * tokens + j) * row + 2 * layout.QkTotal + vo + d];
+                        Close(o, output[(img * tokens + i) * ldo + vo + d], 2e-5, $"head {h} token {i} dim {d}");
+                    }
+                }
+                qo += qk[h];
+                vo += v[h];
+            }
+            for (int i = 0; i < tokens; i++) Assert.Equal(-7f, output[(img * tokens + i) * ldo + layout.VTotal]);
+        }
+    }
+
+    [Fact]
+    public void Softmax_is_stable_for_huge_scores()
+    {
+        var layout = new HeadLayout([2], [2]);
+        var qkv = new float[] { 100, 100, 100, 100, 1, 2, -100, -100, -100, -100, 3, 4 };
+        var output = new float[4];
+        new RaggedAttention(2, 2, 2, 1).Forward(layout, qkv, 1, 6, 1f, output, 2, ThreadTeam.Single);
+        Assert.All(output, o => Assert.True(float.IsFinite(o)));
+        Assert.Equal(1f, output[0], 1e-6f);
+        Assert.Equal(2f, output[1], 1e-6f);
+    }
+
+    [Fact]
+    public void Patches_are_in_conv_weight_order()
+    {
+        // 1 image, 2 channels, 4×4, patch 2: patch (gy=0,gx=1) of channel c, row ky holds image[c, ky, 2..4].
+        var img = Enumerable.Range(0, 32).Select(i => (float)i).ToArray();
+        var rows = new float[4 * 8];
+        Patches.Extract(img, 1, 2, 4, 2, rows);
+        Assert.Equal(new float[] { 2, 3, 6, 7, 18, 19, 22, 23 }, rows.AsSpan(8, 8).ToArray());
+    }
+
+    /// <summary>test.sh reruns this class with AVX-512, then AVX2, switched off: the runtime must then pick the narrower path.</summary>
+    [Fact]
+    public void Selected_width_follows_the_isa_switches()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported) return;
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0") Assert.Equal(SimdWidth.V128, Isa.Best);
+        else if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX512") == "0") Assert.Equal(SimdWidth.V256, Isa.Best);
+    }
+
+    [Fact]
+    public void HeadLayout_rejects_empty_heads()
+    {
+        Assert.Throws<ArgumentException>(() => new HeadLayout([3, 0], [2, 2]));
+        Assert.Throws<ArgumentException>(() => new HeadLayout([3], [2, 2]));
+    }
+}
