@@ -16,32 +16,43 @@ struct R6 : IRows { public static int Value => 6; }
 /// 2·Mr vector registers (12 at Mr = 6, enough independent FMA chains to cover FMA latency), then
 /// written raw to a [rows][2 vectors] tile for the epilogue.
 /// </summary>
-static class MicroKernel
+internal static class MicroKernel
 {
     public const int Mr = 6;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile)
+    public static void Run<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate = false)
         where TOps : struct, IVec<TV> where TV : struct
     {
         switch (rows)
         {
-            case 6: Tile<TOps, TV, R6>(ref a, lda, ref b, k, ref tile); break;
-            case 5: Tile<TOps, TV, R5>(ref a, lda, ref b, k, ref tile); break;
-            case 4: Tile<TOps, TV, R4>(ref a, lda, ref b, k, ref tile); break;
-            case 3: Tile<TOps, TV, R3>(ref a, lda, ref b, k, ref tile); break;
-            case 2: Tile<TOps, TV, R2>(ref a, lda, ref b, k, ref tile); break;
-            default: Tile<TOps, TV, R1>(ref a, lda, ref b, k, ref tile); break;
+            case 6: Tile<TOps, TV, R6>(ref a, lda, ref b, k, ref tile, accumulate); break;
+            case 5: Tile<TOps, TV, R5>(ref a, lda, ref b, k, ref tile, accumulate); break;
+            case 4: Tile<TOps, TV, R4>(ref a, lda, ref b, k, ref tile, accumulate); break;
+            case 3: Tile<TOps, TV, R3>(ref a, lda, ref b, k, ref tile, accumulate); break;
+            case 2: Tile<TOps, TV, R2>(ref a, lda, ref b, k, ref tile, accumulate); break;
+            default: Tile<TOps, TV, R1>(ref a, lda, ref b, k, ref tile, accumulate); break;
         }
     }
 
+    /// <summary>tile = A·B (or tile += A·B when <paramref name="accumulate"/>, for K split into cache-sized blocks).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile<TOps, TV, TR>(ref float a, int lda, ref float b, int k, ref float tile)
+    static void Tile<TOps, TV, TR>(ref float a, int lda, ref float b, int k, ref float tile, bool accumulate)
         where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows
     {
         int vc = TOps.Count;
+        int nr = 2 * vc;
         TV c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero, c20 = TOps.Zero, c21 = TOps.Zero;
         TV c30 = TOps.Zero, c31 = TOps.Zero, c40 = TOps.Zero, c41 = TOps.Zero, c50 = TOps.Zero, c51 = TOps.Zero;
+        if (accumulate)
+        {
+            c00 = TOps.Load(ref tile); c01 = TOps.Load(ref Unsafe.Add(ref tile, vc));
+            if (TR.Value > 1) { c10 = TOps.Load(ref Unsafe.Add(ref tile, nr)); c11 = TOps.Load(ref Unsafe.Add(ref tile, nr + vc)); }
+            if (TR.Value > 2) { c20 = TOps.Load(ref Unsafe.Add(ref tile, 2 * nr)); c21 = TOps.Load(ref Unsafe.Add(ref tile, 2 * nr + vc)); }
+            if (TR.Value > 3) { c30 = TOps.Load(ref Unsafe.Add(ref tile, 3 * nr)); c31 = TOps.Load(ref Unsafe.Add(ref tile, 3 * nr + vc)); }
+            if (TR.Value > 4) { c40 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr)); c41 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr + vc)); }
+            if (TR.Value > 5) { c50 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr)); c51 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr + vc)); }
+        }
         ref float a1 = ref Unsafe.Add(ref a, TR.Value > 1 ? lda : 0);
         ref float a2 = ref Unsafe.Add(ref a, TR.Value > 2 ? 2 * lda : 0);
         ref float a3 = ref Unsafe.Add(ref a, TR.Value > 3 ? 3 * lda : 0);
@@ -59,7 +70,6 @@ static class MicroKernel
             if (TR.Value > 4) { x = TOps.Broadcast(Unsafe.Add(ref a4, p)); c40 = TOps.Fma(x, b0, c40); c41 = TOps.Fma(x, b1, c41); }
             if (TR.Value > 5) { x = TOps.Broadcast(Unsafe.Add(ref a5, p)); c50 = TOps.Fma(x, b0, c50); c51 = TOps.Fma(x, b1, c51); }
         }
-        int nr = 2 * vc;
         TOps.Store(ref tile, c00); TOps.Store(ref Unsafe.Add(ref tile, vc), c01);
         if (TR.Value > 1) { TOps.Store(ref Unsafe.Add(ref tile, nr), c10); TOps.Store(ref Unsafe.Add(ref tile, nr + vc), c11); }
         if (TR.Value > 2) { TOps.Store(ref Unsafe.Add(ref tile, 2 * nr), c20); TOps.Store(ref Unsafe.Add(ref tile, 2 * nr + vc), c21); }

@@ -88,41 +88,62 @@ public sealed class PackedLinear
             fixed (float* py = y)
             {
                 int rowTiles = (m + MicroKernel.Mr - 1) / MicroKernel.Mr;
-                var body = new Body(this, px, m, ldx, py, ldy, epilogue, rowTiles);
-                team.For(Panels * rowTiles, body);
+                int groups = (rowTiles + GroupTiles - 1) / GroupTiles;
+                int groupTiles = (rowTiles + groups - 1) / groups;
+                team.For(Panels * groups, new Body(this, px, m, ldx, py, ldy, epilogue, rowTiles, groups, groupTiles, team));
             }
         }
     }
 
-    /// <summary>One work item = one (panel, row tile) pair; items are panel-major so a worker keeps its panel hot.</summary>
-    unsafe readonly struct Body(PackedLinear w, float* x, int m, int ldx, float* y, int ldy, Epilogue ep, int rowTiles) : IRangeBody
+    /// <summary>K is consumed in blocks of this many rows of a panel (Kc·NR floats, 32 KB at 512 bits), so the
+    /// block stays in L1 while every row tile of a group streams past it.</summary>
+    const int Kc = 256;
+    /// <summary>Row tiles that share one pass over a panel; their partial sums live in worker scratch.</summary>
+    const int GroupTiles = 40;
+
+    /// <summary>One work item = one panel × one group of row tiles; items are panel-major so a worker keeps its panel hot.</summary>
+    unsafe readonly struct Body(PackedLinear w, float* x, int m, int ldx, float* y, int ldy, Epilogue ep, int rowTiles, int groups, int groupTiles, ThreadTeam team) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
             switch (w.Width)
             {
-                case SimdWidth.V512: Loop<V512, Vector512<float>>(start, end); break;
-                case SimdWidth.V256: Loop<V256, Vector256<float>>(start, end); break;
-                default: Loop<V128, Vector128<float>>(start, end); break;
+                case SimdWidth.V512: Loop<V512, Vector512<float>>(start, end, worker); break;
+                case SimdWidth.V256: Loop<V256, Vector256<float>>(start, end, worker); break;
+                default: Loop<V128, Vector128<float>>(start, end, worker); break;
             }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void Loop<TOps, TV>(int start, int end) where TOps : struct, IVec<TV> where TV : struct
+        void Loop<TOps, TV>(int start, int end, int worker) where TOps : struct, IVec<TV> where TV : struct
         {
-            int nr = w.Nr, k = w.K;
-            float* tile = stackalloc float[MicroKernel.Mr * 32];
+            int nr = w.Nr, k = w.K, tileFloats = MicroKernel.Mr * nr;
             ref float packed = ref MemoryMarshal.GetArrayDataReference(w._packed);
             ref float bias = ref MemoryMarshal.GetArrayDataReference(w._bias);
-            for (int item = start; item < end; item++)
+            fixed (float* acc = team.Scratch(worker, groupTiles * tileFloats))
             {
-                int p = item / rowTiles, rt = item % rowTiles;
-                int m0 = rt * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
-                int n0 = p * nr, cols = Math.Min(nr, w.N - n0);
-                ref float a = ref *(x + (long)m0 * ldx);
-                ref float b = ref Unsafe.Add(ref packed, (nint)p * k * nr);
-                MicroKernel.Run<TOps, TV>(rows, ref a, ldx, ref b, k, ref *tile);
-                Finish<TOps, TV>(tile, rows, ref Unsafe.Add(ref bias, n0), y + (long)m0 * ldy + n0, cols);
+                for (int item = start; item < end; item++)
+                {
+                    int p = item / groups, g = item % groups;
+                    int t0 = g * groupTiles, t1 = Math.Min(rowTiles, t0 + groupTiles);
+                    int n0 = p * nr, cols = Math.Min(nr, w.N - n0);
+                    ref float panel = ref Unsafe.Add(ref packed, (nint)p * k * nr);
+                    for (int k0 = 0; k0 < k; k0 += Kc)
+                    {
+                        int kc = Math.Min(Kc, k - k0);
+                        for (int t = t0; t < t1; t++)
+                        {
+                            int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
+                            MicroKernel.Run<TOps, TV>(rows, ref *(x + (long)m0 * ldx + k0), ldx, ref Unsafe.Add(ref panel, (nint)k0 * nr), kc,
+                                ref *(acc + (t - t0) * tileFloats), accumulate: k0 > 0);
+                        }
+                    }
+                    for (int t = t0; t < t1; t++)
+                    {
+                        int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
+                        Finish<TOps, TV>(acc + (t - t0) * tileFloats, rows, ref Unsafe.Add(ref bias, n0), y + (long)m0 * ldy + n0, cols);
+                    }
+                }
             }
         }
 

@@ -44,13 +44,14 @@ public sealed class HeadLayout
 
 /// <summary>
 /// softmax(Q_h·K_hᵀ·scale)·V_h for every head of a ragged layout, reading Q, K and V straight from the
-/// fused QKV activations. Work items are (image, head, tile of query rows); each owns its slice of the
-/// output, so results are identical for any thread count. Scratch is allocated once per worker.
+/// fused QKV activations. Both products run on the GEMM register tile: K_hᵀ and V_h are packed into
+/// panels once per work item, and rows of Q (then of P) are broadcast against them, six rows at a time.
+/// Work items are (image, head, chunk of query rows); each owns its slice of the output, so results are
+/// identical for any thread count. Scratch is allocated once per worker at construction.
 /// </summary>
 public sealed class RaggedAttention
 {
-    public const int QueryTile = 32;
-    readonly int _tokens, _tokensPad, _maxQk, _maxV, _lanes;
+    readonly int _tokens, _maxQk, _maxV, _nr, _keyPanels;
     readonly SimdWidth _simd;
     readonly float[][] _scratch;
 
@@ -61,13 +62,14 @@ public sealed class RaggedAttention
         if (maxQk < 1 || maxV < 1) throw new ArgumentOutOfRangeException(nameof(maxQk), "head widths must be positive");
         _tokens = tokens;
         _maxQk = maxQk;
+        _maxV = maxV;
         _simd = simd == 0 ? (Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best) : simd;
-        _lanes = PackedLinear.LanesOf(_simd);
-        _tokensPad = (tokens + _lanes - 1) / _lanes * _lanes;
-        _maxV = (maxV + _lanes - 1) / _lanes * _lanes;
+        _nr = 2 * PackedLinear.LanesOf(_simd);
+        _keyPanels = (tokens + _nr - 1) / _nr;
+        int valuePanels = (maxV + _nr - 1) / _nr;
         _scratch = new float[threads][];
         for (int t = 0; t < threads; t++)
-            _scratch[t] = new float[maxQk * _tokensPad + _tokens * _maxV + _tokensPad];
+            _scratch[t] = new float[_keyPanels * _nr * maxQk + valuePanels * _nr * tokens + MicroKernel.Mr * _keyPanels * _nr + MicroKernel.Mr * _nr];
     }
 
     /// <summary>qkv: [images·tokens, ldq]; output: [images·tokens, ldo] with head h at column Σ_{h'&lt;h} dv[h'].</summary>
@@ -82,15 +84,21 @@ public sealed class RaggedAttention
         long rows = (long)images * _tokens;
         if (qkv.Length < (rows - 1) * ldq + layout.RowWidth) throw new ArgumentException("QKV buffer too small", nameof(qkv));
         if (output.Length < (rows - 1) * ldo + layout.VTotal) throw new ArgumentException("output buffer too small", nameof(output));
-        int qTiles = (_tokens + QueryTile - 1) / QueryTile;
+        // Packing K and V costs as much as a few row tiles, so a head is split across work items only when
+        // there are too few heads to keep every thread busy.
+        int heads = images * layout.Heads;
+        int chunks = Math.Min((2 * team.Threads + heads - 1) / heads, (_tokens + MicroKernel.Mr - 1) / MicroKernel.Mr);
+        if (heads >= 2 * team.Threads || team.Threads == 1) chunks = 1;
+        int chunkRows = ((_tokens + chunks - 1) / chunks + MicroKernel.Mr - 1) / MicroKernel.Mr * MicroKernel.Mr;
+        chunks = (_tokens + chunkRows - 1) / chunkRows;
         unsafe
         {
             fixed (float* pq = qkv) fixed (float* po = output)
-                team.For(images * layout.Heads * qTiles, new Body(this, layout, pq, ldq, scale, po, ldo, qTiles));
+                team.For(heads * chunks, new Body(this, layout, pq, ldq, scale, po, ldo, chunks, chunkRows));
         }
     }
 
-    unsafe readonly struct Body(RaggedAttention a, HeadLayout L, float* qkv, int ldq, float scale, float* output, int ldo, int qTiles) : IRangeBody
+    unsafe readonly struct Body(RaggedAttention a, HeadLayout L, float* qkv, int ldq, float scale, float* output, int ldo, int chunks, int chunkRows) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -98,86 +106,89 @@ public sealed class RaggedAttention
             {
                 for (int item = start; item < end; item++)
                 {
-                    int tile = item % qTiles, bh = item / qTiles;
+                    int chunk = item % chunks, bh = item / chunks;
                     int h = bh % L.Heads, image = bh / L.Heads;
                     switch (a._simd)
                     {
-                        case SimdWidth.V512: Head<V512, Vector512<float>>(image, h, tile, scratch); break;
-                        case SimdWidth.V256: Head<V256, Vector256<float>>(image, h, tile, scratch); break;
-                        default: Head<V128, Vector128<float>>(image, h, tile, scratch); break;
+                        case SimdWidth.V512: Head<V512, Vector512<float>>(image, h, chunk, scratch); break;
+                        case SimdWidth.V256: Head<V256, Vector256<float>>(image, h, chunk, scratch); break;
+                        default: Head<V128, Vector128<float>>(image, h, chunk, scratch); break;
                     }
                 }
             }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void Head<TOps, TV>(int image, int h, int tile, float* scratch) where TOps : struct, IVec<TV> where TV : struct
+        void Head<TOps, TV>(int image, int h, int chunk, float* scratch) where TOps : struct, IVec<TV> where TV : struct
         {
-            int n = a._tokens, nPad = a._tokensPad, vPad = (L.MaxV + a._lanes - 1) / a._lanes * a._lanes, vc = TOps.Count;
-            int dqk = L.QkWidths[h], dv = L.VWidths[h];
-            float* kt = scratch;                       // [dqk][nPad]: K_h transposed, zero past n
-            float* vs = kt + a._maxQk * nPad;           // [n][vPad]: V_h, zero past dv
-            float* s = vs + n * vPad;                  // [nPad]: one row of scores / probabilities
+            int n = a._tokens, nr = a._nr, keyPanels = a._keyPanels, nPad = keyPanels * nr, vc = TOps.Count;
+            int dqk = L.QkWidths[h], dv = L.VWidths[h], valuePanels = (dv + nr - 1) / nr;
+            float* kp = scratch;                                   // [keyPanels][dqk][nr]: K_hᵀ, zero past n
+            float* vp = kp + keyPanels * nr * a._maxQk;            // [valuePanels][n][nr]: V_h, zero past dv
+            float* s = vp + (a._maxV + nr - 1) / nr * nr * n;      // [Mr][nPad]: scores, then probabilities
+            float* tile = s + MicroKernel.Mr * nPad;               // [Mr][nr]
             float* rows = qkv + (long)image * n * ldq;
             int qOff = L.QOffsets[h], kOff = L.QkTotal + L.QOffsets[h], vOff = 2 * L.QkTotal + L.VOffsets[h];
 
+            new Span<float>(kp + (keyPanels - 1) * nr * dqk, nr * dqk).Clear();
             for (int j = 0; j < n; j++)
             {
-                float* r = rows + (long)j * ldq;
-                for (int d = 0; d < dqk; d++) kt[d * nPad + j] = r[kOff + d];
-                float* vr = vs + j * vPad;
-                for (int d = 0; d < dv; d++) vr[d] = r[vOff + d];
-                for (int d = dv; d < vPad; d++) vr[d] = 0f;
+                float* k = rows + (long)j * ldq + kOff;
+                float* dst = kp + (j / nr) * nr * dqk + j % nr;
+                for (int d = 0; d < dqk; d++) dst[d * nr] = k[d];
             }
-            for (int d = 0; d < dqk; d++)
-                for (int j = n; j < nPad; j++) kt[d * nPad + j] = 0f;
-
-            int q0 = tile * QueryTile, q1 = Math.Min(n, q0 + QueryTile);
-            TV vscale = TOps.Broadcast(scale);
-            float* tmp = stackalloc float[16];
-            for (int i = q0; i < q1; i++)
+            for (int p = 0; p < valuePanels; p++)
             {
-                float* q = rows + (long)i * ldq + qOff;
-                TV vmax = TOps.Broadcast(float.NegativeInfinity);
-                for (int j0 = 0; j0 < nPad; j0 += vc)
+                int cols = Math.Min(nr, dv - p * nr);
+                for (int j = 0; j < n; j++)
                 {
-                    TV acc = TOps.Zero;
-                    for (int d = 0; d < dqk; d++) acc = TOps.Fma(TOps.Broadcast(q[d]), TOps.Load(ref kt[d * nPad + j0]), acc);
-                    acc = TOps.Mul(acc, vscale);
-                    TOps.Store(ref s[j0], acc);
-                    if (j0 + vc <= n) vmax = TOps.Max(vmax, acc);
+                    float* v = rows + (long)j * ldq + vOff + p * nr;
+                    float* dst = vp + ((long)p * n + j) * nr;
+                    for (int c = 0; c < cols; c++) dst[c] = v[c];
+                    for (int c = cols; c < nr; c++) dst[c] = 0f;
                 }
-                float max = TOps.MaxAcross(vmax);
-                for (int j = n / vc * vc; j < n; j++) max = MathF.Max(max, s[j]);
-                TV vm = TOps.Broadcast(max);
-                TV vsum = TOps.Zero;
-                int full = n / vc * vc;
-                for (int j0 = 0; j0 < full; j0 += vc)
+            }
+
+            TV vscale = TOps.Broadcast(scale);
+            TV negInf = TOps.Broadcast(float.NegativeInfinity);
+            float* inv = stackalloc float[MicroKernel.Mr];
+            int q0 = chunk * chunkRows, q1 = Math.Min(n, q0 + chunkRows);
+            for (int i0 = q0; i0 < q1; i0 += MicroKernel.Mr)
+            {
+                int mr = Math.Min(MicroKernel.Mr, q1 - i0);
+                ref float q = ref *(rows + (long)i0 * ldq + qOff);
+                for (int p = 0; p < keyPanels; p++)
                 {
-                    TV e = TOps.Exp(TOps.Sub(TOps.Load(ref s[j0]), vm));
-                    TOps.Store(ref s[j0], e);
-                    vsum = TOps.Add(vsum, e);
+                    MicroKernel.Run<TOps, TV>(mr, ref q, ldq, ref *(kp + p * nr * dqk), dqk, ref *tile);
+                    for (int r = 0; r < mr; r++)
+                        for (int c = 0; c < nr; c += vc)
+                            TOps.Store(ref s[r * nPad + p * nr + c], TOps.Mul(TOps.Load(ref tile[r * nr + c]), vscale));
                 }
-                float sum = TOps.Sum(vsum);
-                if (full < n)
+                for (int r = 0; r < mr; r++)
                 {
-                    // Tail keys: exponentiate a whole vector, then zero the padding so it adds nothing to P·V.
-                    TOps.Store(ref s[full], TOps.Exp(TOps.Sub(TOps.Load(ref s[full]), vm)));
-                    for (int j = full; j < n; j++) sum += s[j];
-                    for (int j = n; j < nPad; j++) s[j] = 0f;
-                }
-                TV inv = TOps.Broadcast(1f / sum);
-                float* o = output + ((long)image * n + i) * ldo + L.VOffsets[h];
-                for (int d0 = 0; d0 < dv; d0 += vc)
-                {
-                    TV acc = TOps.Zero;
-                    for (int j = 0; j < n; j++) acc = TOps.Fma(TOps.Broadcast(s[j]), TOps.Load(ref vs[j * vPad + d0]), acc);
-                    acc = TOps.Mul(acc, inv);
-                    if (d0 + vc <= dv) TOps.Store(ref o[d0], acc);
-                    else
+                    float* row = s + r * nPad;
+                    for (int j = n; j < nPad; j++) row[j] = float.NegativeInfinity; // padded keys: exp(−∞) = 0
+                    TV vmax = negInf;
+                    for (int j = 0; j < nPad; j += vc) vmax = TOps.Max(vmax, TOps.Load(ref row[j]));
+                    TV m = TOps.Broadcast(TOps.MaxAcross(vmax));
+                    TV sum = TOps.Zero;
+                    for (int j = 0; j < nPad; j += vc)
                     {
-                        TOps.Store(ref tmp[0], acc);
-                        for (int d = d0; d < dv; d++) o[d] = tmp[d - d0];
+                        TV e = TOps.Exp(TOps.Sub(TOps.Load(ref row[j]), m));
+                        TOps.Store(ref row[j], e);
+                        sum = TOps.Add(sum, e);
+                    }
+                    inv[r] = 1f / TOps.Sum(sum);
+                }
+                for (int p = 0; p < valuePanels; p++)
+                {
+                    MicroKernel.Run<TOps, TV>(mr, ref *s, nPad, ref *(vp + (long)p * n * nr), n, ref *tile);
+                    int cols = Math.Min(nr, dv - p * nr);
+                    for (int r = 0; r < mr; r++)
+                    {
+                        float* o = output + ((long)image * n + i0 + r) * ldo + L.VOffsets[h] + p * nr;
+                        float scaleR = inv[r];
+                        for (int c = 0; c < cols; c++) o[c] = tile[r * nr + c] * scaleR;
                     }
                 }
             }

@@ -17,6 +17,9 @@ public sealed class InferenceSession : IDisposable
     float[] _patches = [], _embedded = [], _x = [], _h = [], _qkv = [], _attn = [], _mlp = [], _cls = [], _logits2 = [];
     bool _disposed;
 
+    /// <summary>When set, each inference adds the time spent per operation kind (for `bench`'s breakdown).</summary>
+    public OpTimings? Timings { get; set; }
+
     public VitConfig Config => _model.Config;
     public int Threads => _team.Threads;
 
@@ -60,19 +63,29 @@ public sealed class InferenceSession : IDisposable
         Ensure(batch);
 
         int e = c.EmbedDim, n = c.Tokens, rows = batch * n;
+        var tm = Timings;
+        long t = tm?.Start() ?? 0;
         Patches.Extract(images, batch, c.InChannels, c.ImageSize, c.PatchSize, _patches);
         _model.PatchEmbed.Forward(_patches, batch * c.PatchTokens, c.PatchDim, _embedded, e, Epilogue.Bias, _team);
         AssembleTokens(batch);
+        tm?.Lap(Op.PatchEmbed, ref t);
 
         foreach (var b in _model.Blocks)
         {
             LayerNorm.Forward(_x, rows, e, e, b.Norm1W, b.Norm1B, c.LayerNormEps, _h, e, _team, _model.Simd);
+            tm?.Lap(Op.Norm, ref t);
             b.Qkv.Forward(_h, rows, e, _qkv, b.Qkv.N, Epilogue.Bias, _team);
+            tm?.Lap(Op.Qkv, ref t);
             _attention.Forward(b.Heads, _qkv, batch, b.Qkv.N, b.Scale, _attn, b.Heads.VTotal, _team);
+            tm?.Lap(Op.Attention, ref t);
             b.Proj.Forward(_attn, rows, b.Heads.VTotal, _x, e, Epilogue.BiasAccumulate, _team);
+            tm?.Lap(Op.Proj, ref t);
             LayerNorm.Forward(_x, rows, e, e, b.Norm2W, b.Norm2B, c.LayerNormEps, _h, e, _team, _model.Simd);
+            tm?.Lap(Op.Norm, ref t);
             b.Fc1.Forward(_h, rows, e, _mlp, b.Fc1.N, Epilogue.BiasGelu, _team);
+            tm?.Lap(Op.Fc1Gelu, ref t);
             b.Fc2.Forward(_mlp, rows, b.Fc1.N, _x, e, Epilogue.BiasAccumulate, _team);
+            tm?.Lap(Op.Fc2, ref t);
         }
 
         // Only the class (and distillation) tokens reach the heads, so only they are normalised.
@@ -92,6 +105,8 @@ public sealed class InferenceSession : IDisposable
             _model.HeadDist!.Forward(_cls.AsSpan(e), batch, 2 * e, _logits2, k, Epilogue.Bias, _team);
             for (int i = 0; i < batch * k; i++) logits[i] = 0.5f * (logits[i] + _logits2[i]);
         }
+        tm?.Lap(Op.Head, ref t);
+        tm?.CountRun();
     }
 
     void AssembleTokens(int batch)
@@ -112,5 +127,10 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
-    public void Dispose() => _disposed = true;
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _team.Dispose();
+    }
 }

@@ -1,0 +1,34 @@
+using System.Diagnostics;
+
+namespace VitSparse.Runtime;
+
+/// <summary>The kinds of work an inference is made of, for a time breakdown.</summary>
+public enum Op { PatchEmbed, Norm, Qkv, Attention, Proj, Fc1Gelu, Fc2, Head }
+
+/// <summary>Accumulated wall time per <see cref="Op"/> over the inferences of a session that has it attached.</summary>
+public sealed class OpTimings
+{
+    readonly long[] _ticks = new long[Enum.GetValues<Op>().Length];
+
+    public int Runs { get; private set; }
+
+    internal long Start() => Stopwatch.GetTimestamp();
+
+    internal void Lap(Op op, ref long since)
+    {
+        long now = Stopwatch.GetTimestamp();
+        _ticks[(int)op] += now - since;
+        since = now;
+    }
+
+    internal void CountRun() => Runs++;
+
+    /// <summary>Mean milliseconds per inference spent in <paramref name="op"/>.</summary>
+    public double MeanMs(Op op) => Runs == 0 ? 0 : _ticks[(int)op] * 1000.0 / Stopwatch.Frequency / Runs;
+
+    public void Reset()
+    {
+        Array.Clear(_ticks);
+        Runs = 0;
+    }
+}
