@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using VitSparse.Bench.Peers;
 using VitSparse.Kernels;
 using VitSparse.Runtime;
 using VitSparse.Runtime.Models;
@@ -9,26 +10,40 @@ using VitSparse.Runtime.Text;
 
 namespace VitSparse.Bench;
 
-/// <summary>One model's measured latency.</summary>
-public sealed record BenchResult(string Model, string Weights, int Threads, int Batch, int Iterations,
-    double MedianMs, double MinMs, double MaxMs, double ImagesPerSecond, double Gmac, double Gflops, long Params);
+/// <summary>One runtime's measured latency on one model.</summary>
+public sealed record BenchResult(string Model, string Runtime, string Weights, int Threads, int Batch, int Iterations,
+    double MedianMs, double MinMs, double MaxMs, double ImagesPerSecond, double Gmac, double Gflops, long Params,
+    double? VitSparseOverPeer = null, double? MaxAbsLogitDiff = null);
+
+/// <summary>A peer that could not be measured, and how to make it available.</summary>
+public sealed record SkippedPeer(string Model, string Runtime, string Reason);
+
+public sealed record BenchReport(string Machine, List<BenchResult> Results, List<SkippedPeer> Skipped, Dictionary<string, Dictionary<string, double>> BreakdownMs);
 
 /// <summary>
-/// `bench --model deit_s`: builds the model (seeded synthetic weights unless --weights is given), warms up,
-/// times whole inferences and prints a markdown table (and JSON with --json).
+/// `bench --model deit_s [--peers ort,torch]`: builds each model (seeded synthetic weights unless --weights
+/// is given), warms up, then times whole inferences, alternating VitSparse with its peers in rounds so that
+/// machine drift hits every runtime alike. Prints markdown tables (and JSON with --json).
 /// </summary>
 public static class BenchApp
 {
+    const int RoundSize = 5;
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var models = new Option<string>("--model") { Description = "comma-separated architectures: deit_t, deit_s, deit_b, ... (see vitsparse inspect)", DefaultValueFactory = _ => "deit_s" };
+        var models = new Option<string>("--model") { Description = "comma-separated architectures: deit_t, deit_s, deit_b, deit_s_snp, ... (see vitsparse inspect)", DefaultValueFactory = _ => "deit_s" };
         var weights = new Option<string?>("--weights") { Description = "a real checkpoint to benchmark instead of seeded synthetic weights (one model)" };
-        var threads = new Option<int>("--threads") { Description = "intra-op threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = new Option<int>("--threads") { Description = "intra-op threads, for every runtime", DefaultValueFactory = _ => Environment.ProcessorCount };
         var batch = new Option<int>("--batch") { Description = "images per inference", DefaultValueFactory = _ => 1 };
-        var warmup = new Option<int>("--warmup") { Description = "untimed runs first", DefaultValueFactory = _ => 10 };
-        var iterations = new Option<int>("--iterations") { Description = "timed runs", DefaultValueFactory = _ => 30 };
+        var warmup = new Option<int>("--warmup") { Description = "untimed runs first, per runtime", DefaultValueFactory = _ => 10 };
+        var iterations = new Option<int>("--iterations") { Description = "timed runs per runtime", DefaultValueFactory = _ => 30 };
+        var peers = new Option<string>("--peers") { Description = "peers measured in the same run: ort, torch (comma-separated) or none", DefaultValueFactory = _ => "none" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "also print where VitSparse's time goes, per operation" };
         var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
-        var root = new RootCommand("VitSparse benchmark: end-to-end latency per model") { models, weights, threads, batch, warmup, iterations, json };
+        var root = new RootCommand("VitSparse benchmark: end-to-end latency per model, with peers")
+        {
+            models, weights, threads, batch, warmup, iterations, peers, breakdown, json,
+        };
         root.SetAction(pr =>
         {
             try
@@ -36,17 +51,17 @@ public static class BenchApp
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
-                int t = pr.GetValue(threads), b = pr.GetValue(batch), wu = pr.GetValue(warmup), it = pr.GetValue(iterations);
-                if (t < 1) throw new InputException("--threads", $"must be at least 1, got {t}");
-                if (b < 1) throw new InputException("--batch", $"must be at least 1, got {b}");
-                if (wu < 0) throw new InputException("--warmup", $"must be at least 0, got {wu}");
-                if (it < 1) throw new InputException("--iterations", $"must be at least 1, got {it}");
-                var results = names.Select(n => Measure(n, w, t, b, wu, it, stderr)).ToList();
-                stdout.WriteLine($"VitSparse bench · {Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32");
+                var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!));
+                settings.Validate();
+                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], []);
+                foreach (var n in names) Measure(n, w, settings, report, stderr);
+                stdout.WriteLine($"VitSparse bench · {report.Machine}");
                 stdout.WriteLine();
-                stdout.Write(Table(results));
+                stdout.Write(Table(report.Results));
+                foreach (var s in report.Skipped) stdout.WriteLine($"skipped {s.Runtime} for {s.Model}: {s.Reason}");
+                if (pr.GetValue(breakdown)) stdout.Write(BreakdownTable(report.BreakdownMs));
                 if (pr.GetValue(json) is { } path)
-                    VitSparse.Runtime.Formats.AtomicFile.Write(path, s => JsonSerializer.Serialize(s, results, BenchJson.Default.ListBenchResult));
+                    VitSparse.Runtime.Formats.AtomicFile.Write(path, s => JsonSerializer.Serialize(s, report, BenchJson.Default.BenchReport));
                 return 0;
             }
             catch (VitSparseException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
@@ -55,13 +70,42 @@ public static class BenchApp
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 
-    public static BenchResult Measure(string name, string? weightsPath, int threads, int batch, int warmup, int iterations, TextWriter log)
+    static string[] ParsePeers(string value)
+    {
+        if (value is "none" or "") return [];
+        var list = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var p in list)
+            if (p is not ("ort" or "torch")) throw new InputException("--peers", $"unknown peer '{p}'; known: ort, torch, none");
+        return list;
+    }
+
+    sealed record BenchSettings(int Threads, int Batch, int Warmup, int Iterations, string[] Peers)
+    {
+        public void Validate()
+        {
+            if (Threads < 1) throw new InputException("--threads", $"must be at least 1, got {Threads}");
+            if (Batch < 1) throw new InputException("--batch", $"must be at least 1, got {Batch}");
+            if (Warmup < 0) throw new InputException("--warmup", $"must be at least 0, got {Warmup}");
+            if (Iterations < 1) throw new InputException("--iterations", $"must be at least 1, got {Iterations}");
+        }
+    }
+
+    /// <summary>A runtime under test: runs one inference when asked, keeps its timings.</summary>
+    sealed class Contender(string name, Func<int, double[]> run, float[]? logits)
+    {
+        public string Name { get; } = name;
+        public List<double> Times { get; } = [];
+        public float[]? Logits { get; } = logits;
+        public void Round(int count) => Times.AddRange(run(count));
+    }
+
+    static void Measure(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log)
     {
         VitModel model;
         string source;
         if (weightsPath != null)
         {
-            model = VitModel.Load(weightsPath, new LoadOptions { Arch = Architectures.TryGet(name, out _) ? name : null });
+            model = VitModel.Load(weightsPath, new LoadOptions { Arch = Architectures.TryGet(name, out _) ? name : null, Warn = log.WriteLine });
             source = Path.GetFileName(weightsPath);
         }
         else
@@ -71,38 +115,182 @@ public static class BenchApp
             source = "seeded synthetic";
         }
         var c = model.Config;
-        var input = new float[(long)batch * c.ImageElements];
-        SeededWeights.FillInput(input);
-        var logits = new float[(long)batch * c.NumClasses];
-        using var session = new InferenceSession(model, threads);
-        log.WriteLine($"{name}: {source} weights, warming up ({warmup} runs)…");
-        for (int i = 0; i < warmup; i++) session.Run(input, batch, logits);
-        var times = new double[iterations];
-        for (int i = 0; i < iterations; i++)
+        var input = new float[(long)s.Batch * c.ImageElements];
+        for (int i = 0; i < s.Batch; i++) SeededWeights.FillInput(input.AsSpan(i * c.ImageElements, c.ImageElements));
+        var logits = new float[(long)s.Batch * c.NumClasses];
+        using var session = new InferenceSession(model, s.Threads);
+        session.Run(input, s.Batch, logits);
+
+        var contenders = new List<Contender>
+        {
+            new("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray()),
+        };
+        var disposables = new List<IDisposable>();
+        try
+        {
+            foreach (var peer in s.Peers)
+            {
+                var contender = peer == "ort" ? StartOrt(name, c, weightsPath, s, input, report, disposables, log) : StartTorch(name, c, weightsPath, s, report, disposables, log);
+                if (contender != null) contenders.Add(contender);
+            }
+
+            log.WriteLine($"{name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => x.Name))} ({s.Warmup} runs each)…");
+            foreach (var x in contenders) x.Round(s.Warmup);
+            foreach (var x in contenders) x.Times.Clear();
+            for (int done = 0; done < s.Iterations; done += RoundSize)
+                foreach (var x in contenders) x.Round(Math.Min(RoundSize, s.Iterations - done));
+
+            session.Timings = new OpTimings();
+            for (int i = 0; i < Math.Max(5, s.Iterations / 3); i++) session.Run(input, s.Batch, logits);
+            report.BreakdownMs[name] = Enum.GetValues<Op>().ToDictionary(op => op.ToString(), op => session.Timings.MeanMs(op));
+            session.Timings = null;
+        }
+        finally
+        {
+            foreach (var d in disposables) d.Dispose();
+        }
+
+        double gmac = ModelStats.Macs(c) / 1e9;
+        double ours = Median(contenders[0].Times);
+        foreach (var x in contenders)
+        {
+            var t = x.Times.Order().ToArray();
+            double median = Median(t);
+            double? diff = x == contenders[0] || x.Logits == null ? null : MaxAbsDiff(contenders[0].Logits!, x.Logits);
+            report.Results.Add(new BenchResult(name, x.Name, source, s.Threads, s.Batch, t.Length, median, t[0], t[^1],
+                s.Batch * 1000.0 / median, gmac, 2 * gmac * s.Batch / (median / 1000.0), ModelStats.Params(c),
+                x == contenders[0] ? null : ours / median, diff));
+        }
+    }
+
+    static Contender? StartOrt(string name, VitConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
+    {
+        string root = RepoRoot();
+        string? lib = OnnxRuntimePeer.Locate(root);
+        if (lib == null)
+        {
+            report.Skipped.Add(new(name, "onnxruntime", "libonnxruntime.so.1 not found; install with: (cd tools/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install) or set VITSPARSE_ORT_LIB"));
+            return null;
+        }
+        if (TorchPeer.Unavailable() is { } why)
+        {
+            report.Skipped.Add(new(name, "onnxruntime", $"exporting the ONNX model needs PyTorch: {why}; install with: apt-get install python3-torch"));
+            return null;
+        }
+        string onnx = ExportOnnx(root, c, weights, s.Batch, log);
+        var ort = new OnnxRuntimePeer(lib, onnx, s.Threads, s.Batch * c.NumClasses);
+        owned.Add(ort);
+        long[] shape = [s.Batch, c.InChannels, c.ImageSize, c.ImageSize];
+        var logits = new float[s.Batch * c.NumClasses];
+        ort.Run(input, shape, logits);
+        return new Contender($"onnxruntime {ort.Version}", count => Time(count, () => ort.Run(input, shape, logits)), logits.ToArray());
+    }
+
+    static Contender? StartTorch(string name, VitConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
+    {
+        if (TorchPeer.Unavailable() is { } why)
+        {
+            report.Skipped.Add(new(name, "pytorch", $"{why}; install with: apt-get install python3-torch libopenblas0-pthread"));
+            return null;
+        }
+        string root = RepoRoot();
+        var torch = new TorchPeer(root, WriteConfig(root, c), weights, s.Threads, s.Batch);
+        owned.Add(torch);
+        var logits = torch.Logits();
+        return new Contender("pytorch 1.13 (OpenBLAS)", torch.Run, logits);
+    }
+
+    static string WriteConfig(string root, VitConfig c)
+    {
+        string dir = Path.Combine(root, "artifacts", "peers");
+        Directory.CreateDirectory(dir);
+        string json = c.ToJson();
+        string path = Path.Combine(dir, $"{c.Name}-{Hash(json)}.json");
+        if (!File.Exists(path)) File.WriteAllText(path, json);
+        return path;
+    }
+
+    /// <summary>Exports once per (config, weights, batch) into artifacts/peers; later runs reuse the file.</summary>
+    static string ExportOnnx(string root, VitConfig c, string? weights, int batch, TextWriter log)
+    {
+        string config = WriteConfig(root, c);
+        string key = Hash($"{File.ReadAllText(config)}|{weights}|{(weights != null ? File.GetLastWriteTimeUtc(weights).Ticks : 0)}|{batch}");
+        string path = Path.Combine(root, "artifacts", "peers", $"{c.Name}-b{batch}-{key}.onnx");
+        if (File.Exists(path)) return path;
+        log.WriteLine($"exporting {c.Name} to ONNX for the onnxruntime peer…");
+        var psi = new ProcessStartInfo(TorchPeer.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(root, "tools", "peers", "export_onnx.py"), config, path, "--batch", batch.ToString(CultureInfo.InvariantCulture) })
+            psi.ArgumentList.Add(a);
+        if (weights != null) { psi.ArgumentList.Add("--weights"); psi.ArgumentList.Add(Path.GetFullPath(weights)); }
+        using var p = Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0 || !File.Exists(path)) throw new IOException($"ONNX export failed: {err.Trim()}");
+        return path;
+    }
+
+    static string Hash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..12].ToLowerInvariant();
+
+    /// <summary>The checkout bench runs from (it holds tools/ for the peers).</summary>
+    static string RepoRoot()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var d = new DirectoryInfo(start); d != null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "Runtime.sln"))) return d.FullName;
+        throw new IOException("cannot find the VitSparse checkout (Runtime.sln) above the working directory; run bench from the repository");
+    }
+
+    static double[] Time(int count, Action run)
+    {
+        var times = new double[count];
+        for (int i = 0; i < count; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            session.Run(input, batch, logits);
+            run();
             times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
-        Array.Sort(times);
-        double median = iterations % 2 == 1 ? times[iterations / 2] : 0.5 * (times[iterations / 2 - 1] + times[iterations / 2]);
-        double gmac = ModelStats.Macs(c) / 1e9;
-        return new BenchResult(name, source, threads, batch, iterations, median, times[0], times[^1],
-            batch * 1000.0 / median, gmac, 2 * gmac * batch / (median / 1000.0), ModelStats.Params(c));
+        return times;
     }
+
+    static double Median(IReadOnlyList<double> values)
+    {
+        var t = values.Order().ToArray();
+        return t.Length % 2 == 1 ? t[t.Length / 2] : 0.5 * (t[t.Length / 2 - 1] + t[t.Length / 2]);
+    }
+
+    static double MaxAbsDiff(float[] a, float[] b) => a.Length != b.Length ? double.NaN : a.Zip(b).Max(p => Math.Abs((double)p.First - p.Second));
 
     public static string Table(IEnumerable<BenchResult> results)
     {
         var inv = CultureInfo.InvariantCulture;
-        var t = new MarkdownTable("model", "weights", "threads", "batch", "median ms", "min ms", "max ms", "images/s", "GMAC", "GFLOP/s", "params")
-            .RightAlign(2, 3, 4, 5, 6, 7, 8, 9, 10);
+        var t = new MarkdownTable("model", "runtime", "weights", "threads", "batch", "median ms", "min ms", "max ms", "images/s", "GMAC", "GFLOP/s", "VitSparse/peer", "max |Δlogit|")
+            .RightAlign(3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
         foreach (var r in results)
-            t.Add(r.Model, r.Weights, r.Threads, r.Batch, r.MedianMs.ToString("0.00", inv), r.MinMs.ToString("0.00", inv), r.MaxMs.ToString("0.00", inv),
-                r.ImagesPerSecond.ToString("0.0", inv), r.Gmac.ToString("0.000", inv), r.Gflops.ToString("0.0", inv), (r.Params / 1e6).ToString("0.00", inv) + " M");
+            t.Add(r.Model, r.Runtime, r.Weights, r.Threads, r.Batch, r.MedianMs.ToString("0.00", inv), r.MinMs.ToString("0.00", inv), r.MaxMs.ToString("0.00", inv),
+                r.ImagesPerSecond.ToString("0.0", inv), r.Gmac.ToString("0.000", inv), r.Gflops.ToString("0.0", inv),
+                r.VitSparseOverPeer?.ToString("0.00×", inv) ?? "", r.MaxAbsLogitDiff?.ToString("0.0e+0", inv) ?? "");
         return t.ToString();
+    }
+
+    static string BreakdownTable(Dictionary<string, Dictionary<string, double>> breakdown)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringWriter(inv);
+        foreach (var (model, ops) in breakdown)
+        {
+            double total = ops.Values.Sum();
+            sb.WriteLine();
+            sb.WriteLine($"VitSparse time per operation, {model} (mean ms per inference, all blocks):");
+            sb.WriteLine();
+            var t = new MarkdownTable("operation", "ms", "share").RightAlign(1, 2);
+            foreach (var (op, ms) in ops) t.Add(op, ms.ToString("0.00", inv), (ms / total).ToString("0.0%", inv));
+            t.Add("total", total.ToString("0.00", inv), "100.0%");
+            sb.Write(t);
+        }
+        return sb.ToString();
     }
 }
 
-[System.Text.Json.Serialization.JsonSerializable(typeof(List<BenchResult>))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(BenchReport))]
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
 internal partial class BenchJson : System.Text.Json.Serialization.JsonSerializerContext;
