@@ -19,11 +19,13 @@ public class BenchTests
         Assert.Contains("| deit_t_snp ", table);
         Assert.Contains("seeded synthetic", table);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
-        var rows = doc.RootElement.EnumerateArray().ToList();
+        var rows = doc.RootElement.GetProperty("results").EnumerateArray().ToList();
         Assert.Equal(2, rows.Count);
         Assert.Equal(1.254, rows[0].GetProperty("gmac").GetDouble(), 3);
         Assert.True(rows[0].GetProperty("median_ms").GetDouble() > 0);
         Assert.True(rows[1].GetProperty("min_ms").GetDouble() <= rows[1].GetProperty("max_ms").GetDouble());
+        Assert.Equal("VitSparse", rows[0].GetProperty("runtime").GetString());
+        Assert.True(doc.RootElement.GetProperty("breakdown_ms").GetProperty("deit_t").GetProperty("Fc1Gelu").GetDouble() > 0);
     }
 
     [Fact]
@@ -35,5 +37,8 @@ public class BenchTests
         e = new StringWriter();
         Assert.Equal(2, BenchApp.Run(["--iterations", "0"], new StringWriter(), e));
         Assert.Contains("--iterations", e.ToString());
+        e = new StringWriter();
+        Assert.Equal(2, BenchApp.Run(["--peers", "tensorflow"], new StringWriter(), e));
+        Assert.Contains("unknown peer 'tensorflow'", e.ToString());
     }
 }

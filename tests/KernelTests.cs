@@ -158,6 +158,33 @@ public class KernelTests
     public static TheoryData<SimdWidth> WidthData() => new(Widths);
 
     [Theory, MemberData(nameof(WidthData))]
+    public void FastExp_is_within_3e7_relative_and_flushes_below_the_float_range(SimdWidth width)
+    {
+        var xs = new List<float>();
+        for (float v = -86.4f; v <= 88f; v += 0.0137f) xs.Add(v);
+        xs.AddRange([0f, -1e-9f, 1e-9f, -86.6f, -87.5f, -1000f, float.NegativeInfinity]);
+        var y = xs.ToArray();
+        Simd.Dispatch(new ExpOp(), y, width);
+        for (int i = 0; i < y.Length; i++)
+        {
+            if (xs[i] < -86.5f) { Assert.Equal(0f, y[i]); continue; }
+            double r = Math.Exp(xs[i]);
+            Assert.True(Math.Abs(y[i] - r) <= 3e-7 * r, $"exp({xs[i]}) = {y[i]}, expected {r}");
+        }
+    }
+
+    struct ExpOp : ISpanOp
+    {
+        public void Run<TOps, TV>(Span<float> x) where TOps : struct, IVec<TV> where TV : struct
+        {
+            var buf = new float[(x.Length + TOps.Count - 1) / TOps.Count * TOps.Count];
+            x.CopyTo(buf);
+            for (int i = 0; i < buf.Length; i += TOps.Count) TOps.Store(ref buf[i], FastExp.Exp<TOps, TV>(TOps.Load(ref buf[i])));
+            buf.AsSpan(0, x.Length).CopyTo(x);
+        }
+    }
+
+    [Theory, MemberData(nameof(WidthData))]
     public void LayerNorm_matches_double_reference(SimdWidth width)
     {
         foreach (int e in new[] { 1, 3, 16, 45, 307, 384 })

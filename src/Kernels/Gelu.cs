@@ -5,8 +5,8 @@ namespace VitSparse.Kernels;
 /// <summary>
 /// Exact (erf) GELU: gelu(x) = x/2 · erfc(−x/√2). erfc uses the Chebyshev fit from Numerical Recipes
 /// (fractional error below 1.2e-7 everywhere), which keeps the relative error small for negative x too,
-/// where 1 + erf(x) cancels. exp(−a²) is taken as its own factor so that the large exponent is exact
-/// in float and only the small correction term is rounded.
+/// where 1 + erf(x) cancels. The exponent −a² + poly(t) goes to exp as an exact large part plus a small
+/// correction (<see cref="FastExp"/>), so large |x| lose nothing to rounding.
 /// </summary>
 public static class Gelu
 {
@@ -34,8 +34,7 @@ public static class Gelu
         TV half = TOps.Broadcast(0.5f);
         TV a2 = TOps.Mul(xx, half);
         TV a2Err = TOps.Mul(TOps.Fma(x, x, TOps.Sub(TOps.Zero, xx)), half);
-        TV small = TOps.Sub(p, a2Err);
-        TV y = TOps.Mul(TOps.Mul(t, TOps.Exp(TOps.Sub(TOps.Zero, a2))), TOps.Exp(small));
+        TV y = TOps.Mul(t, FastExp.Exp<TOps, TV>(TOps.Sub(TOps.Zero, a2), TOps.Sub(p, a2Err)));
         // erfc(z) = y for z >= 0, 2 − y for z < 0.
         TV erfc = TOps.Select(TOps.LessThan(z, TOps.Zero), TOps.Sub(TOps.Broadcast(2f), y), y);
         return TOps.Mul(TOps.Mul(x, TOps.Broadcast(0.5f)), erfc);

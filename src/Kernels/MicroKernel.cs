@@ -21,27 +21,27 @@ internal static class MicroKernel
     public const int Mr = 6;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate = false)
+    public static void Run<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate = false, int ldc = 0)
         where TOps : struct, IVec<TV> where TV : struct
     {
+        if (ldc == 0) ldc = 2 * TOps.Count;
         switch (rows)
         {
-            case 6: Tile<TOps, TV, R6>(ref a, lda, ref b, k, ref tile, accumulate); break;
-            case 5: Tile<TOps, TV, R5>(ref a, lda, ref b, k, ref tile, accumulate); break;
-            case 4: Tile<TOps, TV, R4>(ref a, lda, ref b, k, ref tile, accumulate); break;
-            case 3: Tile<TOps, TV, R3>(ref a, lda, ref b, k, ref tile, accumulate); break;
-            case 2: Tile<TOps, TV, R2>(ref a, lda, ref b, k, ref tile, accumulate); break;
-            default: Tile<TOps, TV, R1>(ref a, lda, ref b, k, ref tile, accumulate); break;
+            case 6: Tile<TOps, TV, R6>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 5: Tile<TOps, TV, R5>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 4: Tile<TOps, TV, R4>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 3: Tile<TOps, TV, R3>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 2: Tile<TOps, TV, R2>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            default: Tile<TOps, TV, R1>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
         }
     }
 
-    /// <summary>tile = A·B (or tile += A·B when <paramref name="accumulate"/>, for K split into cache-sized blocks).</summary>
+    /// <summary>tile = A·B (or tile += A·B when <paramref name="accumulate"/>, for K split into cache-sized blocks); tile rows are <paramref name="nr"/> floats apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile<TOps, TV, TR>(ref float a, int lda, ref float b, int k, ref float tile, bool accumulate)
+    static void Tile<TOps, TV, TR>(ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int nr)
         where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows
     {
         int vc = TOps.Count;
-        int nr = 2 * vc;
         TV c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero, c20 = TOps.Zero, c21 = TOps.Zero;
         TV c30 = TOps.Zero, c31 = TOps.Zero, c40 = TOps.Zero, c41 = TOps.Zero, c50 = TOps.Zero, c51 = TOps.Zero;
         if (accumulate)

@@ -131,8 +131,15 @@ public sealed class PackedLinear
                     for (int k0 = 0; k0 < k; k0 += Kc)
                     {
                         int kc = Math.Min(Kc, k - k0);
+                        // The weights stream from memory exactly once; fetch the next block while this one is
+                        // being used by every row tile, instead of stalling on it when its turn comes.
+                        float* next = k0 + Kc < k ? (float*)Unsafe.AsPointer(ref Unsafe.Add(ref panel, (nint)(k0 + Kc) * nr))
+                            : item + 1 < end ? (float*)Unsafe.AsPointer(ref Unsafe.Add(ref packed, (nint)((item + 1) / groups) * k * nr)) : null;
+                        int nextLines = next == null ? 0 : Math.Min(Kc, k0 + Kc < k ? k - k0 - Kc : k) * nr / 16;
+                        int perTile = (nextLines + (t1 - t0) - 1) / (t1 - t0);
                         for (int t = t0; t < t1; t++)
                         {
+                            if (next != null) Prefetch.Lines(next + (long)(t - t0) * perTile * 16, Math.Min(perTile, nextLines - (t - t0) * perTile));
                             int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
                             MicroKernel.Run<TOps, TV>(rows, ref *(x + (long)m0 * ldx + k0), ldx, ref Unsafe.Add(ref panel, (nint)k0 * nr), kc,
                                 ref *(acc + (t - t0) * tileFloats), accumulate: k0 > 0);

@@ -149,36 +149,36 @@ public sealed class RaggedAttention
                 }
             }
 
-            TV vscale = TOps.Broadcast(scale);
             TV negInf = TOps.Broadcast(float.NegativeInfinity);
+            TV tailMask = TOps.LessThan(TOps.Indices, TOps.Broadcast(n % vc == 0 ? vc : n % vc));
+            int lastVec = (n - 1) / vc * vc;
             float* inv = stackalloc float[MicroKernel.Mr];
             int q0 = chunk * chunkRows, q1 = Math.Min(n, q0 + chunkRows);
             for (int i0 = q0; i0 < q1; i0 += MicroKernel.Mr)
             {
                 int mr = Math.Min(MicroKernel.Mr, q1 - i0);
                 ref float q = ref *(rows + (long)i0 * ldq + qOff);
+                // Raw scores straight into the score rows; the scale is folded into the exponent below.
                 for (int p = 0; p < keyPanels; p++)
-                {
-                    MicroKernel.Run<TOps, TV>(mr, ref q, ldq, ref *(kp + p * nr * dqk), dqk, ref *tile);
-                    for (int r = 0; r < mr; r++)
-                        for (int c = 0; c < nr; c += vc)
-                            TOps.Store(ref s[r * nPad + p * nr + c], TOps.Mul(TOps.Load(ref tile[r * nr + c]), vscale));
-                }
+                    MicroKernel.Run<TOps, TV>(mr, ref q, ldq, ref *(kp + p * nr * dqk), dqk, ref s[p * nr], ldc: nPad);
                 for (int r = 0; r < mr; r++)
                 {
                     float* row = s + r * nPad;
-                    for (int j = n; j < nPad; j++) row[j] = float.NegativeInfinity; // padded keys: exp(−∞) = 0
-                    TV vmax = negInf;
-                    for (int j = 0; j < nPad; j += vc) vmax = TOps.Max(vmax, TOps.Load(ref row[j]));
-                    TV m = TOps.Broadcast(TOps.MaxAcross(vmax));
+                    TV vmax = TOps.Select(tailMask, TOps.Load(ref row[lastVec]), negInf);
+                    for (int j = 0; j < lastVec; j += vc) vmax = TOps.Max(vmax, TOps.Load(ref row[j]));
+                    // exp(scale·(s − max)) = exp(scale·s − scale·max), scale > 0.
+                    TV vs = TOps.Broadcast(scale);
+                    TV shift = TOps.Broadcast(-scale * TOps.MaxAcross(vmax));
                     TV sum = TOps.Zero;
-                    for (int j = 0; j < nPad; j += vc)
+                    for (int j = 0; j < lastVec; j += vc)
                     {
-                        TV e = TOps.Exp(TOps.Sub(TOps.Load(ref row[j]), m));
+                        TV e = FastExp.Exp<TOps, TV>(TOps.Fma(TOps.Load(ref row[j]), vs, shift));
                         TOps.Store(ref row[j], e);
                         sum = TOps.Add(sum, e);
                     }
-                    inv[r] = 1f / TOps.Sum(sum);
+                    TV last = TOps.Select(tailMask, FastExp.Exp<TOps, TV>(TOps.Fma(TOps.Load(ref row[lastVec]), vs, shift)), TOps.Zero);
+                    TOps.Store(ref row[lastVec], last);
+                    inv[r] = 1f / TOps.Sum(TOps.Add(sum, last));
                 }
                 for (int p = 0; p < valuePanels; p++)
                 {
@@ -187,8 +187,11 @@ public sealed class RaggedAttention
                     for (int r = 0; r < mr; r++)
                     {
                         float* o = output + ((long)image * n + i0 + r) * ldo + L.VOffsets[h] + p * nr;
-                        float scaleR = inv[r];
-                        for (int c = 0; c < cols; c++) o[c] = tile[r * nr + c] * scaleR;
+                        float* t = tile + r * nr;
+                        TV scaleR = TOps.Broadcast(inv[r]);
+                        int c = 0;
+                        for (; c + vc <= cols; c += vc) TOps.Store(ref o[c], TOps.Mul(TOps.Load(ref t[c]), scaleR));
+                        for (; c < cols; c++) o[c] = t[c] * inv[r];
                     }
                 }
             }
