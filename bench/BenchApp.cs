@@ -67,6 +67,10 @@ public static class BenchApp
             catch (VitSparseException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
             catch (IOException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
         });
+        var quick = new Option<bool>("--quick") { Description = "few iterations (a smoke run, not a measurement)" };
+        var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick };
+        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick)));
+        root.Add(kernels);
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 

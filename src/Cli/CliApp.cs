@@ -17,17 +17,18 @@ public static class CliApp
         {
             InferCommand(stdout, stderr),
             InspectCommand(stdout, stderr),
+            PruneCommand.Create(stdout, stderr),
         };
         var result = root.Parse(args);
         return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 
-    static readonly Option<string?> ArchOption = new("--arch")
+    internal static readonly Option<string?> ArchOption = new("--arch")
     {
         Description = "architecture for checkpoints without VitSparse metadata (e.g. deit_s, deit_b_distilled)",
     };
 
-    static readonly Option<string> NonFiniteOption = new("--nonfinite")
+    internal static readonly Option<string> NonFiniteOption = new("--nonfinite")
     {
         Description = "what to do with NaN/Inf weights: refuse, warn or allow",
         DefaultValueFactory = _ => "refuse",
@@ -41,7 +42,7 @@ public static class CliApp
         catch (UnauthorizedAccessException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
     }
 
-    static LoadOptions Options(ParseResult pr, TextWriter stderr) => new()
+    internal static LoadOptions Options(ParseResult pr, TextWriter stderr) => new()
     {
         Arch = pr.GetValue(ArchOption),
         NonFinite = pr.GetValue(NonFiniteOption) switch

@@ -34,12 +34,10 @@ public sealed class PackedLinear
     PackedLinear(int n, int k, SimdWidth width, float[] packed, float[] bias)
     {
         N = n; K = k; Width = width;
-        Nr = 2 * LanesOf(width);
+        Nr = 2 * Isa.LanesOf(width);
         Panels = (n + Nr - 1) / Nr;
         _packed = packed; _bias = bias;
     }
-
-    internal static int LanesOf(SimdWidth w) => w switch { SimdWidth.V512 => 16, SimdWidth.V256 => 8, _ => 4 };
 
     public long PackedBytes => (long)_packed.Length * sizeof(float);
 
@@ -53,7 +51,7 @@ public sealed class PackedLinear
         if (!bias.IsEmpty && bias.Length != n)
             throw new ArgumentException($"bias has {bias.Length} elements, expected {n}", nameof(bias));
         if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
-        int nr = 2 * LanesOf(width);
+        int nr = 2 * Isa.LanesOf(width);
         int panels = (n + nr - 1) / nr;
         var packed = new float[(long)panels * k * nr];
         for (int p = 0; p < panels; p++)

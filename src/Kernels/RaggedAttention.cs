@@ -64,7 +64,7 @@ public sealed class RaggedAttention
         _maxQk = maxQk;
         _maxV = maxV;
         _simd = simd == 0 ? (Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best) : simd;
-        _nr = 2 * PackedLinear.LanesOf(_simd);
+        _nr = 2 * Isa.LanesOf(_simd);
         _keyPanels = (tokens + _nr - 1) / _nr;
         int valuePanels = (maxV + _nr - 1) / _nr;
         _scratch = new float[threads][];

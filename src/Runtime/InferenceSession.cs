@@ -17,6 +17,9 @@ public sealed class InferenceSession : IDisposable
     float[] _patches = [], _embedded = [], _x = [], _h = [], _qkv = [], _attn = [], _mlp = [], _cls = [], _logits2 = [];
     bool _disposed;
 
+    /// <summary>When set, sees each block's fused QKV activations (calibration for pruning criteria).</summary>
+    public IActivationObserver? Observer { get; set; }
+
     /// <summary>When set, each inference adds the time spent per operation kind (for `bench`'s breakdown).</summary>
     public OpTimings? Timings { get; set; }
 
@@ -70,12 +73,14 @@ public sealed class InferenceSession : IDisposable
         AssembleTokens(batch);
         tm?.Lap(Op.PatchEmbed, ref t);
 
-        foreach (var b in _model.Blocks)
+        for (int bi = 0; bi < _model.Blocks.Length; bi++)
         {
+            var b = _model.Blocks[bi];
             LayerNorm.Forward(_x, rows, e, e, b.Norm1W, b.Norm1B, c.LayerNormEps, _h, e, _team, _model.Simd);
             tm?.Lap(Op.Norm, ref t);
             b.Qkv.Forward(_h, rows, e, _qkv, b.Qkv.N, Epilogue.Bias, _team);
             tm?.Lap(Op.Qkv, ref t);
+            Observer?.OnQkv(bi, _qkv.AsSpan(0, rows * b.Qkv.N), batch, n, b.Qkv.N);
             _attention.Forward(b.Heads, _qkv, batch, b.Qkv.N, b.Scale, _attn, b.Heads.VTotal, _team);
             tm?.Lap(Op.Attention, ref t);
             b.Proj.Forward(_attn, rows, b.Heads.VTotal, _x, e, Epilogue.BiasAccumulate, _team);

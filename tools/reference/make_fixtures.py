@@ -76,6 +76,30 @@ def main():
     ])
     write_case("ragged_tiny", ragged, random_weights(ragged, 1), batch=3, seed=1)
 
+    # Residual-channel removal changes LayerNorm statistics, so it is checked against this reference:
+    # the same channels deleted from every tensor that touches the residual stream (methods.md §1.1).
+    drop = [3, 10, 17, 40, 41]
+    keep = [c for c in range(ragged["embed_dim"]) if c not in drop]
+    w = random_weights(ragged, 1)
+    cut = {}
+    for name, t in w.items():
+        if name in ("cls_token", "pos_embed") or name.startswith("norm") or ".norm" in name \
+                or name in ("patch_embed.proj.weight", "patch_embed.proj.bias") \
+                or name.endswith("attn.proj.bias") or name.endswith("mlp.fc2.bias"):
+            t = t[..., keep] if t.dim() == 3 or name.endswith("bias") or "norm" in name else t
+            if name.startswith("patch_embed"):
+                t = w[name][keep]
+        if name.endswith("attn.qkv.weight") or name.endswith("mlp.fc1.weight") or name == "head.weight":
+            t = t[:, keep]
+        if name.endswith("attn.proj.weight") or name.endswith("mlp.fc2.weight"):
+            t = t[keep, :]
+        cut[name] = t
+    cut_cfg = dict(ragged, embed_dim=len(keep))
+    x = torch.from_numpy(np.load(os.path.join(OUT, "ragged_tiny.input.npy")))
+    logits = deit.forward(cut_cfg, {k: v.double() for k, v in cut.items()}, x.double())
+    np.save(os.path.join(OUT, "ragged_tiny.residual_pruned.logits.npy"), logits.float().numpy())
+    print(f"ragged_tiny residual-pruned (dropped {drop}): max|logit| {logits.abs().max().item():.3f}")
+
     dist = small_cfg("ragged_distilled", 45, 48, 16, 7, [
         ragged_block([7, 3, 11], [5, 13, 2], 91, 0.125),
         ragged_block([19], [33], 45, 0.125),

@@ -1,0 +1,67 @@
+using System.Globalization;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using VitSparse.Kernels;
+using VitSparse.Runtime.Text;
+
+namespace VitSparse.Bench.Suites;
+
+/// <summary>
+/// `bench kernels`: BenchmarkDotNet over every kernel, reported as GFLOP/s and as a share of the FMA peak
+/// measured on this machine for the same vector width.
+/// </summary>
+public static class KernelSuite
+{
+    public static int Run(TextWriter stdout, bool quick)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var widths = new[] { SimdWidth.V512, SimdWidth.V256, SimdWidth.V128 }
+            .Where(w => w switch
+            {
+                SimdWidth.V512 => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
+                SimdWidth.V256 => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated,
+                _ => System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated,
+            }).ToArray();
+        var peak = widths.ToDictionary(w => w, FmaPeak.Gflops);
+        stdout.WriteLine("Single-thread FMA peak (register-only loop, best of 5):");
+        stdout.WriteLine();
+        var pt = new MarkdownTable("width", "GFLOP/s").RightAlign(1);
+        foreach (var (w, g) in peak) pt.Add(w, g.ToString("0.0", inv));
+        stdout.Write(pt);
+        stdout.WriteLine();
+
+        var job = (quick ? Job.Dry.WithIterationCount(5).WithWarmupCount(2) : Job.Default.WithIterationCount(15).WithWarmupCount(5))
+            .WithToolchain(InProcessEmitToolchain.Instance);
+        var config = ManualConfig.CreateEmpty().AddJob(job).AddColumnProvider(DefaultColumnProviders.Instance)
+            .AddLogger(BenchmarkDotNet.Loggers.NullLogger.Instance).WithOptions(ConfigOptions.DisableLogFile);
+
+        var results = new MarkdownTable("kernel", "case", "width", "median µs", "GFLOP/s", "% of peak").RightAlign(3, 4, 5);
+        foreach (var report in BenchmarkRunner.Run<GemmBenchmarks>(config).Reports)
+        {
+            var shape = (string)report.BenchmarkCase.Parameters["Shape"];
+            var w = (SimdWidth)report.BenchmarkCase.Parameters["Width"];
+            Add(results, "GEMM", shape, w, report.ResultStatistics?.Median, GemmBenchmarks.Flops(shape), peak.GetValueOrDefault(w));
+        }
+        foreach (var report in BenchmarkRunner.Run<AttentionBenchmarks>(config).Reports)
+        {
+            var heads = (string)report.BenchmarkCase.Parameters["Heads"];
+            Add(results, "ragged attention", heads, Isa.Best, report.ResultStatistics?.Median, AttentionBenchmarks.Flops(heads), peak.GetValueOrDefault(Isa.Best));
+        }
+        foreach (var report in BenchmarkRunner.Run<ElementwiseBenchmarks>(config).Reports)
+            Add(results, report.BenchmarkCase.Descriptor.WorkloadMethod.Name, "", Isa.Best, report.ResultStatistics?.Median, 0, 0);
+        stdout.Write(results);
+        return 0;
+    }
+
+    static void Add(MarkdownTable t, string kernel, string @case, SimdWidth w, double? medianNs, double flops, double peak)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (medianNs is not { } ns) { t.Add(kernel, @case, w, "failed", "", ""); return; }
+        double gflops = flops / ns;
+        t.Add(kernel, @case, w, (ns / 1000).ToString("0.0", inv), flops > 0 ? gflops.ToString("0.0", inv) : "",
+            flops > 0 && peak > 0 ? (gflops / peak).ToString("0%", inv) : "");
+    }
+}
