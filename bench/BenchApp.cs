@@ -4,6 +4,8 @@ using System.Globalization;
 using System.Text.Json;
 using VitSparse.Bench.Peers;
 using VitSparse.Kernels;
+using VitSparse.Pruning;
+using VitSparse.Runtime.Formats;
 using VitSparse.Runtime;
 using VitSparse.Runtime.Models;
 using VitSparse.Runtime.Text;
@@ -18,7 +20,13 @@ public sealed record BenchResult(string Model, string Runtime, string Weights, i
 /// <summary>A peer that could not be measured, and how to make it available.</summary>
 public sealed record SkippedPeer(string Model, string Runtime, string Reason);
 
-public sealed record BenchReport(string Machine, List<BenchResult> Results, List<SkippedPeer> Skipped, Dictionary<string, Dictionary<string, double>> BreakdownMs);
+/// <summary>Dense vs pruned on one runtime: does the MAC reduction become time?</summary>
+public sealed record Speedup(string Model, string Runtime, double DenseMs, double PrunedMs, double MeasuredSpeedup, double MacRatio, long DenseParams, long PrunedParams)
+{
+    public double SpeedupOverMacRatio => MeasuredSpeedup / MacRatio;
+}
+
+public sealed record BenchReport(string Machine, List<BenchResult> Results, List<SkippedPeer> Skipped, Dictionary<string, Dictionary<string, double>> BreakdownMs, List<Speedup> Speedups);
 
 /// <summary>
 /// `bench --model deit_s [--peers ort,torch]`: builds each model (seeded synthetic weights unless --weights
@@ -53,12 +61,13 @@ public static class BenchApp
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
                 var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!));
                 settings.Validate();
-                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], []);
+                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], []);
                 foreach (var n in names) Measure(n, w, settings, report, stderr);
                 stdout.WriteLine($"VitSparse bench · {report.Machine}");
                 stdout.WriteLine();
                 stdout.Write(Table(report.Results));
                 foreach (var s in report.Skipped) stdout.WriteLine($"skipped {s.Runtime} for {s.Model}: {s.Reason}");
+                if (report.Speedups.Count > 0) stdout.Write(SpeedupTable(report.Speedups));
                 if (pr.GetValue(breakdown)) stdout.Write(BreakdownTable(report.BreakdownMs));
                 if (pr.GetValue(json) is { } path)
                     VitSparse.Runtime.Formats.AtomicFile.Write(path, s => JsonSerializer.Serialize(s, report, BenchJson.Default.BenchReport));
@@ -103,68 +112,139 @@ public static class BenchApp
         public void Round(int count) => Times.AddRange(run(count));
     }
 
+    /// <summary>One model measured: the dense model, or for an SNP name also its pruned version.</summary>
+    sealed record Variant(string Label, VitModel Model, ITensorSource Weights, string? WeightsFile);
+
+    /// <summary>bench names of SNP structures: the dense architecture they are pruned from, and the released target.</summary>
+    static readonly Dictionary<string, (string Dense, string Target)> SnpModels = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["deit_t_snp"] = ("deit_t", "deit_t_snp"), ["deit_s_snp"] = ("deit_s", "deit_s_snp"),
+        ["deit_s_snp_1.3g"] = ("deit_s", "deit_s_snp_1.3g"), ["deit_b_snp"] = ("deit_b", "deit_b_snp"),
+    };
+
+    const int SnpCalibrationImages = 8;
+
     static void Measure(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log)
     {
-        VitModel model;
+        bool snp = SnpModels.TryGetValue(name, out var snpSpec);
+        string denseName = snp ? snpSpec.Dense : name;
+        VitConfig config;
+        ITensorSource weights;
         string source;
+        SafeTensorsFile? file = null;
         if (weightsPath != null)
         {
-            model = VitModel.Load(weightsPath, new LoadOptions { Arch = Architectures.TryGet(name, out _) ? name : null, Warn = log.WriteLine });
+            file = new SafeTensorsFile(weightsPath);
+            config = VitModel.ReadConfig(file, Architectures.TryGet(denseName, out _) ? denseName : null);
+            weights = new SafeTensorsSource(file);
             source = Path.GetFileName(weightsPath);
         }
         else
         {
-            var config = Architectures.Get(name);
-            model = VitModel.FromSource(new SeededWeights(config), config);
+            config = Architectures.Get(denseName);
+            weights = new SeededWeights(config);
             source = "seeded synthetic";
         }
-        var c = model.Config;
+        var variants = new List<Variant>();
+        try
+        {
+            variants.Add(new Variant(denseName, VitModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine }), weights, weightsPath));
+            if (snp)
+            {
+                // Prune for real: SNP scores on (seeded) calibration images, released widths, surgery.
+                var dense = DenseTensors.From(weights, config);
+                var calib = new float[SnpCalibrationImages * config.ImageElements];
+                for (int i = 0; i < SnpCalibrationImages; i++) SeededWeights.FillInput(calib.AsSpan(i * config.ImageElements, config.ImageElements), (ulong)i + 1);
+                log.WriteLine($"{name}: pruning {denseName} with SNP ({SnpCalibrationImages} seeded calibration images) to {snpSpec.Target}…");
+                var qk = Pruner.CalibrateSnp(dense, calib, SnpCalibrationImages, threads: s.Threads);
+                var (pruned, rep) = Pruner.Prune(dense, new PruneTarget.Structure(Architectures.Get(snpSpec.Target)), Criterion.Snp, qk, SnpCalibrationImages);
+                string? prunedFile = null;
+                if (s.Peers.Length > 0)
+                {
+                    prunedFile = Path.Combine(ArtifactsDir(), $"{rep.Target.Replace(' ', '_')}-{Hash(source + pruned.Config.ToJson())}.safetensors");
+                    VitModel.Save(prunedFile, pruned.Config, pruned);
+                }
+                variants.Add(new Variant(pruned.Config.Name, VitModel.FromSource(pruned, pruned.Config), pruned, prunedFile));
+            }
+        }
+        finally
+        {
+            file?.Dispose();
+        }
+
+        var c = config;
         var input = new float[(long)s.Batch * c.ImageElements];
         for (int i = 0; i < s.Batch; i++) SeededWeights.FillInput(input.AsSpan(i * c.ImageElements, c.ImageElements));
-        var logits = new float[(long)s.Batch * c.NumClasses];
-        using var session = new InferenceSession(model, s.Threads);
-        session.Run(input, s.Batch, logits);
-
-        var contenders = new List<Contender>
-        {
-            new("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray()),
-        };
+        var contenders = new List<(Variant Variant, Contender Contender)>();
+        var sessions = new List<InferenceSession>();
         var disposables = new List<IDisposable>();
         try
         {
-            foreach (var peer in s.Peers)
+            foreach (var v in variants)
             {
-                var contender = peer == "ort" ? StartOrt(name, c, weightsPath, s, input, report, disposables, log) : StartTorch(name, c, weightsPath, s, report, disposables, log);
-                if (contender != null) contenders.Add(contender);
+                var logits = new float[(long)s.Batch * c.NumClasses];
+                var session = new InferenceSession(v.Model, s.Threads);
+                sessions.Add(session);
+                session.Run(input, s.Batch, logits);
+                contenders.Add((v, new Contender("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray())));
+                foreach (var peer in s.Peers)
+                {
+                    var contender = peer == "ort" ? StartOrt(v.Label, v.Model.Config, v.WeightsFile, s, input, report, disposables, log)
+                        : StartTorch(v.Label, v.Model.Config, v.WeightsFile, s, report, disposables, log);
+                    if (contender != null) contenders.Add((v, contender));
+                }
             }
 
-            log.WriteLine($"{name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => x.Name))} ({s.Warmup} runs each)…");
-            foreach (var x in contenders) x.Round(s.Warmup);
-            foreach (var x in contenders) x.Times.Clear();
+            log.WriteLine($"{name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => $"{x.Contender.Name} on {x.Variant.Label}"))} ({s.Warmup} runs each)…");
+            foreach (var (_, x) in contenders) x.Round(s.Warmup);
+            foreach (var (_, x) in contenders) x.Times.Clear();
             for (int done = 0; done < s.Iterations; done += RoundSize)
-                foreach (var x in contenders) x.Round(Math.Min(RoundSize, s.Iterations - done));
+                foreach (var (_, x) in contenders) x.Round(Math.Min(RoundSize, s.Iterations - done));
 
-            session.Timings = new OpTimings();
-            for (int i = 0; i < Math.Max(5, s.Iterations / 3); i++) session.Run(input, s.Batch, logits);
-            report.BreakdownMs[name] = Enum.GetValues<Op>().ToDictionary(op => op.ToString(), op => session.Timings.MeanMs(op));
-            session.Timings = null;
+            for (int i = 0; i < variants.Count; i++)
+            {
+                var session = sessions[i];
+                var logits = new float[(long)s.Batch * c.NumClasses];
+                session.Timings = new OpTimings();
+                for (int r = 0; r < Math.Max(5, s.Iterations / 3); r++) session.Run(input, s.Batch, logits);
+                report.BreakdownMs[variants[i].Label] = Enum.GetValues<Op>().ToDictionary(op => op.ToString(), op => session.Timings.MeanMs(op));
+            }
         }
         finally
         {
             foreach (var d in disposables) d.Dispose();
+            foreach (var x in sessions) x.Dispose();
         }
 
-        double gmac = ModelStats.Macs(c) / 1e9;
-        double ours = Median(contenders[0].Times);
-        foreach (var x in contenders)
+        foreach (var v in variants)
         {
-            var t = x.Times.Order().ToArray();
-            double median = Median(t);
-            double? diff = x == contenders[0] || x.Logits == null ? null : MaxAbsDiff(contenders[0].Logits!, x.Logits);
-            report.Results.Add(new BenchResult(name, x.Name, source, s.Threads, s.Batch, t.Length, median, t[0], t[^1],
-                s.Batch * 1000.0 / median, gmac, 2 * gmac * s.Batch / (median / 1000.0), ModelStats.Params(c),
-                x == contenders[0] ? null : ours / median, diff));
+            var mine = contenders.Where(x => x.Variant == v).Select(x => x.Contender).ToList();
+            var ours = mine[0];
+            double gmac = ModelStats.Macs(v.Model.Config) / 1e9;
+            foreach (var x in mine)
+            {
+                var t = x.Times.Order().ToArray();
+                double median = Median(t);
+                report.Results.Add(new BenchResult(v.Label, x.Name, source, s.Threads, s.Batch, t.Length, median, t[0], t[^1],
+                    s.Batch * 1000.0 / median, gmac, 2 * gmac * s.Batch / (median / 1000.0), ModelStats.Params(v.Model.Config),
+                    x == ours ? null : Median(ours.Times) / median, x == ours || x.Logits == null ? null : MaxAbsDiff(ours.Logits!, x.Logits)));
+            }
         }
+        if (variants.Count == 2)
+            foreach (var runtime in report.Results.Where(r => r.Model == variants[0].Label).Select(r => r.Runtime).Distinct().ToList())
+            {
+                var d = report.Results.LastOrDefault(r => r.Model == variants[0].Label && r.Runtime == runtime);
+                var p = report.Results.LastOrDefault(r => r.Model == variants[1].Label && r.Runtime == runtime);
+                if (d == null || p == null) continue;
+                report.Speedups.Add(new Speedup(variants[1].Label, runtime, d.MedianMs, p.MedianMs, d.MedianMs / p.MedianMs, d.Gmac / p.Gmac, d.Params, p.Params));
+            }
+    }
+
+    static string ArtifactsDir()
+    {
+        string dir = Path.Combine(RepoRoot(), "artifacts", "peers");
+        Directory.CreateDirectory(dir);
+        return dir;
     }
 
     static Contender? StartOrt(string name, VitConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
@@ -206,10 +286,8 @@ public static class BenchApp
 
     static string WriteConfig(string root, VitConfig c)
     {
-        string dir = Path.Combine(root, "artifacts", "peers");
-        Directory.CreateDirectory(dir);
         string json = c.ToJson();
-        string path = Path.Combine(dir, $"{c.Name}-{Hash(json)}.json");
+        string path = Path.Combine(ArtifactsDir(), $"{c.Name}-{Hash(json)}.json");
         if (!File.Exists(path)) File.WriteAllText(path, json);
         return path;
     }
@@ -276,21 +354,32 @@ public static class BenchApp
         return t.ToString();
     }
 
+    static string SpeedupTable(List<Speedup> speedups)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var t = new MarkdownTable("pruned model", "runtime", "dense ms", "pruned ms", "speedup", "MAC ratio", "speedup ÷ MAC ratio", "params")
+            .RightAlign(2, 3, 4, 5, 6);
+        foreach (var x in speedups)
+            t.Add(x.Model, x.Runtime, x.DenseMs.ToString("0.00", inv), x.PrunedMs.ToString("0.00", inv), x.MeasuredSpeedup.ToString("0.00×", inv),
+                x.MacRatio.ToString("0.00×", inv), x.SpeedupOverMacRatio.ToString("0.00", inv), $"{x.DenseParams / 1e6:0.00} M → {x.PrunedParams / 1e6:0.00} M");
+        return Environment.NewLine + "Dense vs pruned (same run, alternating):" + Environment.NewLine + Environment.NewLine + t;
+    }
+
     static string BreakdownTable(Dictionary<string, Dictionary<string, double>> breakdown)
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringWriter(inv);
-        foreach (var (model, ops) in breakdown)
-        {
-            double total = ops.Values.Sum();
-            sb.WriteLine();
-            sb.WriteLine($"VitSparse time per operation, {model} (mean ms per inference, all blocks):");
-            sb.WriteLine();
-            var t = new MarkdownTable("operation", "ms", "share").RightAlign(1, 2);
-            foreach (var (op, ms) in ops) t.Add(op, ms.ToString("0.00", inv), (ms / total).ToString("0.0%", inv));
-            t.Add("total", total.ToString("0.00", inv), "100.0%");
-            sb.Write(t);
-        }
+        var models = breakdown.Keys.ToList();
+        sb.WriteLine();
+        sb.WriteLine("VitSparse time per operation (mean ms per inference, all blocks; share of the model's total):");
+        sb.WriteLine();
+        var t = new MarkdownTable(["operation", .. models]);
+        t.RightAlign(Enumerable.Range(1, models.Count).ToArray());
+        var totals = models.ToDictionary(m => m, m => breakdown[m].Values.Sum());
+        foreach (var op in breakdown[models[0]].Keys)
+            t.Add([op, .. models.Select(m => $"{breakdown[m][op].ToString("0.00", inv)} ({(breakdown[m][op] / totals[m]).ToString("0%", inv)})")]);
+        t.Add(["total", .. models.Select(m => totals[m].ToString("0.00", inv))]);
+        sb.Write(t);
         return sb.ToString();
     }
 }

@@ -33,7 +33,9 @@ public static class KernelSuite
         stdout.Write(pt);
         stdout.WriteLine();
 
-        var job = (quick ? Job.Dry.WithIterationCount(5).WithWarmupCount(2) : Job.Default.WithIterationCount(15).WithWarmupCount(5))
+        // 100 ms iterations keep the whole suite to a couple of minutes; medians resist this machine's noise.
+        var job = (quick ? Job.Dry.WithIterationCount(5).WithWarmupCount(2)
+                : Job.Default.WithIterationCount(15).WithWarmupCount(4).WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(100)))
             .WithToolchain(InProcessEmitToolchain.Instance);
         var config = ManualConfig.CreateEmpty().AddJob(job).AddColumnProvider(DefaultColumnProviders.Instance)
             .AddLogger(BenchmarkDotNet.Loggers.NullLogger.Instance).WithOptions(ConfigOptions.DisableLogFile);
