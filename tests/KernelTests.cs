@@ -218,6 +218,7 @@ public class KernelTests
             d.Add(w, [64, 64], [64, 64], 33);
             d.Add(w, [1], [1], 1);
             d.Add(w, [3, 70], [66, 2], 40);
+            d.Add(w, [13, 13, 25], [12, 40, 17], 197);
         }
         return d;
     }

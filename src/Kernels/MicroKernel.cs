@@ -10,6 +10,8 @@ struct R3 : IRows { public static int Value => 3; }
 struct R4 : IRows { public static int Value => 4; }
 struct R5 : IRows { public static int Value => 5; }
 struct R6 : IRows { public static int Value => 6; }
+struct C1 : IRows { public static int Value => 1; }
+struct C2 : IRows { public static int Value => 2; }
 
 /// <summary>
 /// The register tile: up to Mr rows of A times one packed panel of 2 vectors, accumulated over K in
@@ -20,38 +22,47 @@ internal static class MicroKernel
 {
     public const int Mr = 6;
 
+    /// <summary>A tile two vectors wide (the GEMM panel).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Run<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate = false, int ldc = 0)
-        where TOps : struct, IVec<TV> where TV : struct
+        where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C2>(rows, ref a, lda, ref b, k, ref tile, accumulate, ldc == 0 ? 2 * TOps.Count : ldc);
+
+    /// <summary>A tile one vector wide, for narrow outputs (e.g. a 12-wide attention head's values).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void RunNarrow<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile, int ldc)
+        where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C1>(rows, ref a, lda, ref b, k, ref tile, false, ldc);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Run<TOps, TV, TC>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int ldc)
+        where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows
     {
-        if (ldc == 0) ldc = 2 * TOps.Count;
         switch (rows)
         {
-            case 6: Tile<TOps, TV, R6>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 5: Tile<TOps, TV, R5>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 4: Tile<TOps, TV, R4>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 3: Tile<TOps, TV, R3>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 2: Tile<TOps, TV, R2>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            default: Tile<TOps, TV, R1>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 6: Tile<TOps, TV, R6, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 5: Tile<TOps, TV, R5, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 4: Tile<TOps, TV, R4, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 3: Tile<TOps, TV, R3, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 2: Tile<TOps, TV, R2, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            default: Tile<TOps, TV, R1, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
         }
     }
 
     /// <summary>tile = A·B (or tile += A·B when <paramref name="accumulate"/>, for K split into cache-sized blocks); tile rows are <paramref name="nr"/> floats apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile<TOps, TV, TR>(ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int nr)
-        where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows
+    static void Tile<TOps, TV, TR, TC>(ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int nr)
+        where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows where TC : struct, IRows
     {
         int vc = TOps.Count;
         TV c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero, c20 = TOps.Zero, c21 = TOps.Zero;
         TV c30 = TOps.Zero, c31 = TOps.Zero, c40 = TOps.Zero, c41 = TOps.Zero, c50 = TOps.Zero, c51 = TOps.Zero;
         if (accumulate)
         {
-            c00 = TOps.Load(ref tile); c01 = TOps.Load(ref Unsafe.Add(ref tile, vc));
-            if (TR.Value > 1) { c10 = TOps.Load(ref Unsafe.Add(ref tile, nr)); c11 = TOps.Load(ref Unsafe.Add(ref tile, nr + vc)); }
-            if (TR.Value > 2) { c20 = TOps.Load(ref Unsafe.Add(ref tile, 2 * nr)); c21 = TOps.Load(ref Unsafe.Add(ref tile, 2 * nr + vc)); }
-            if (TR.Value > 3) { c30 = TOps.Load(ref Unsafe.Add(ref tile, 3 * nr)); c31 = TOps.Load(ref Unsafe.Add(ref tile, 3 * nr + vc)); }
-            if (TR.Value > 4) { c40 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr)); c41 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr + vc)); }
-            if (TR.Value > 5) { c50 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr)); c51 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr + vc)); }
+            c00 = TOps.Load(ref tile); if (TC.Value > 1) c01 = TOps.Load(ref Unsafe.Add(ref tile, vc));
+            if (TR.Value > 1) { c10 = TOps.Load(ref Unsafe.Add(ref tile, nr)); if (TC.Value > 1) c11 = TOps.Load(ref Unsafe.Add(ref tile, nr + vc)); }
+            if (TR.Value > 2) { c20 = TOps.Load(ref Unsafe.Add(ref tile, 2 * nr)); if (TC.Value > 1) c21 = TOps.Load(ref Unsafe.Add(ref tile, 2 * nr + vc)); }
+            if (TR.Value > 3) { c30 = TOps.Load(ref Unsafe.Add(ref tile, 3 * nr)); if (TC.Value > 1) c31 = TOps.Load(ref Unsafe.Add(ref tile, 3 * nr + vc)); }
+            if (TR.Value > 4) { c40 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr)); if (TC.Value > 1) c41 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr + vc)); }
+            if (TR.Value > 5) { c50 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr)); if (TC.Value > 1) c51 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr + vc)); }
         }
         ref float a1 = ref Unsafe.Add(ref a, TR.Value > 1 ? lda : 0);
         ref float a2 = ref Unsafe.Add(ref a, TR.Value > 2 ? 2 * lda : 0);
@@ -60,21 +71,21 @@ internal static class MicroKernel
         ref float a5 = ref Unsafe.Add(ref a, TR.Value > 5 ? 5 * lda : 0);
         for (int p = 0; p < k; p++)
         {
-            TV b0 = TOps.Load(ref b), b1 = TOps.Load(ref Unsafe.Add(ref b, vc));
-            b = ref Unsafe.Add(ref b, 2 * vc);
+            TV b0 = TOps.Load(ref b), b1 = TC.Value > 1 ? TOps.Load(ref Unsafe.Add(ref b, vc)) : b0;
+            b = ref Unsafe.Add(ref b, TC.Value * vc);
             TV x = TOps.Broadcast(Unsafe.Add(ref a, p));
-            c00 = TOps.Fma(x, b0, c00); c01 = TOps.Fma(x, b1, c01);
-            if (TR.Value > 1) { x = TOps.Broadcast(Unsafe.Add(ref a1, p)); c10 = TOps.Fma(x, b0, c10); c11 = TOps.Fma(x, b1, c11); }
-            if (TR.Value > 2) { x = TOps.Broadcast(Unsafe.Add(ref a2, p)); c20 = TOps.Fma(x, b0, c20); c21 = TOps.Fma(x, b1, c21); }
-            if (TR.Value > 3) { x = TOps.Broadcast(Unsafe.Add(ref a3, p)); c30 = TOps.Fma(x, b0, c30); c31 = TOps.Fma(x, b1, c31); }
-            if (TR.Value > 4) { x = TOps.Broadcast(Unsafe.Add(ref a4, p)); c40 = TOps.Fma(x, b0, c40); c41 = TOps.Fma(x, b1, c41); }
-            if (TR.Value > 5) { x = TOps.Broadcast(Unsafe.Add(ref a5, p)); c50 = TOps.Fma(x, b0, c50); c51 = TOps.Fma(x, b1, c51); }
+            c00 = TOps.Fma(x, b0, c00); if (TC.Value > 1) c01 = TOps.Fma(x, b1, c01);
+            if (TR.Value > 1) { x = TOps.Broadcast(Unsafe.Add(ref a1, p)); c10 = TOps.Fma(x, b0, c10); if (TC.Value > 1) c11 = TOps.Fma(x, b1, c11); }
+            if (TR.Value > 2) { x = TOps.Broadcast(Unsafe.Add(ref a2, p)); c20 = TOps.Fma(x, b0, c20); if (TC.Value > 1) c21 = TOps.Fma(x, b1, c21); }
+            if (TR.Value > 3) { x = TOps.Broadcast(Unsafe.Add(ref a3, p)); c30 = TOps.Fma(x, b0, c30); if (TC.Value > 1) c31 = TOps.Fma(x, b1, c31); }
+            if (TR.Value > 4) { x = TOps.Broadcast(Unsafe.Add(ref a4, p)); c40 = TOps.Fma(x, b0, c40); if (TC.Value > 1) c41 = TOps.Fma(x, b1, c41); }
+            if (TR.Value > 5) { x = TOps.Broadcast(Unsafe.Add(ref a5, p)); c50 = TOps.Fma(x, b0, c50); if (TC.Value > 1) c51 = TOps.Fma(x, b1, c51); }
         }
-        TOps.Store(ref tile, c00); TOps.Store(ref Unsafe.Add(ref tile, vc), c01);
-        if (TR.Value > 1) { TOps.Store(ref Unsafe.Add(ref tile, nr), c10); TOps.Store(ref Unsafe.Add(ref tile, nr + vc), c11); }
-        if (TR.Value > 2) { TOps.Store(ref Unsafe.Add(ref tile, 2 * nr), c20); TOps.Store(ref Unsafe.Add(ref tile, 2 * nr + vc), c21); }
-        if (TR.Value > 3) { TOps.Store(ref Unsafe.Add(ref tile, 3 * nr), c30); TOps.Store(ref Unsafe.Add(ref tile, 3 * nr + vc), c31); }
-        if (TR.Value > 4) { TOps.Store(ref Unsafe.Add(ref tile, 4 * nr), c40); TOps.Store(ref Unsafe.Add(ref tile, 4 * nr + vc), c41); }
-        if (TR.Value > 5) { TOps.Store(ref Unsafe.Add(ref tile, 5 * nr), c50); TOps.Store(ref Unsafe.Add(ref tile, 5 * nr + vc), c51); }
+        TOps.Store(ref tile, c00); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, vc), c01);
+        if (TR.Value > 1) { TOps.Store(ref Unsafe.Add(ref tile, nr), c10); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, nr + vc), c11); }
+        if (TR.Value > 2) { TOps.Store(ref Unsafe.Add(ref tile, 2 * nr), c20); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, 2 * nr + vc), c21); }
+        if (TR.Value > 3) { TOps.Store(ref Unsafe.Add(ref tile, 3 * nr), c30); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, 3 * nr + vc), c31); }
+        if (TR.Value > 4) { TOps.Store(ref Unsafe.Add(ref tile, 4 * nr), c40); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, 4 * nr + vc), c41); }
+        if (TR.Value > 5) { TOps.Store(ref Unsafe.Add(ref tile, 5 * nr), c50); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, 5 * nr + vc), c51); }
     }
 }

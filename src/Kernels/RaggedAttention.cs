@@ -98,6 +98,8 @@ public sealed class RaggedAttention
         }
     }
 
+    static int ValuePanelWidth(int remaining, int nr) => remaining > nr / 2 ? nr : nr / 2;
+
     unsafe readonly struct Body(RaggedAttention a, HeadLayout L, float* qkv, int ldq, float scale, float* output, int ldo, int chunks, int chunkRows) : IRangeBody
     {
         public void Run(int start, int end, int worker)
@@ -122,9 +124,9 @@ public sealed class RaggedAttention
         void Head<TOps, TV>(int image, int h, int chunk, float* scratch) where TOps : struct, IVec<TV> where TV : struct
         {
             int n = a._tokens, nr = a._nr, keyPanels = a._keyPanels, nPad = keyPanels * nr, vc = TOps.Count;
-            int dqk = L.QkWidths[h], dv = L.VWidths[h], valuePanels = (dv + nr - 1) / nr;
+            int dqk = L.QkWidths[h], dv = L.VWidths[h];
             float* kp = scratch;                                   // [keyPanels][dqk][nr]: K_hᵀ, zero past n
-            float* vp = kp + keyPanels * nr * a._maxQk;            // [valuePanels][n][nr]: V_h, zero past dv
+            float* vp = kp + keyPanels * nr * a._maxQk;            // V_h in panels [n][width], zero past dv
             float* s = vp + (a._maxV + nr - 1) / nr * nr * n;      // [Mr][nPad]: scores, then probabilities
             float* tile = s + MicroKernel.Mr * nPad;               // [Mr][nr]
             float* rows = qkv + (long)image * n * ldq;
@@ -137,15 +139,17 @@ public sealed class RaggedAttention
                 float* dst = kp + (j / nr) * nr * dqk + j % nr;
                 for (int d = 0; d < dqk; d++) dst[d * nr] = k[d];
             }
-            for (int p = 0; p < valuePanels; p++)
+            // V in panels of two vectors, the last one a single vector when that covers what is left, so a
+            // 12-wide head is not computed 32 wide.
+            for (int col0 = 0, off = 0; col0 < dv; off += n * ValuePanelWidth(dv - col0, nr), col0 += ValuePanelWidth(dv - col0, nr))
             {
-                int cols = Math.Min(nr, dv - p * nr);
+                int w = ValuePanelWidth(dv - col0, nr), cols = Math.Min(w, dv - col0);
                 for (int j = 0; j < n; j++)
                 {
-                    float* v = rows + (long)j * ldq + vOff + p * nr;
-                    float* dst = vp + ((long)p * n + j) * nr;
+                    float* v = rows + (long)j * ldq + vOff + col0;
+                    float* dst = vp + off + j * w;
                     for (int c = 0; c < cols; c++) dst[c] = v[c];
-                    for (int c = cols; c < nr; c++) dst[c] = 0f;
+                    for (int c = cols; c < w; c++) dst[c] = 0f;
                 }
             }
 
@@ -180,14 +184,15 @@ public sealed class RaggedAttention
                     TOps.Store(ref row[lastVec], last);
                     inv[r] = 1f / TOps.Sum(TOps.Add(sum, last));
                 }
-                for (int p = 0; p < valuePanels; p++)
+                for (int col0 = 0, off = 0; col0 < dv; off += n * ValuePanelWidth(dv - col0, nr), col0 += ValuePanelWidth(dv - col0, nr))
                 {
-                    MicroKernel.Run<TOps, TV>(mr, ref *s, nPad, ref *(vp + (long)p * n * nr), n, ref *tile);
-                    int cols = Math.Min(nr, dv - p * nr);
+                    int w = ValuePanelWidth(dv - col0, nr), cols = Math.Min(w, dv - col0);
+                    if (w == nr) MicroKernel.Run<TOps, TV>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile);
+                    else MicroKernel.RunNarrow<TOps, TV>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile, w);
                     for (int r = 0; r < mr; r++)
                     {
-                        float* o = output + ((long)image * n + i0 + r) * ldo + L.VOffsets[h] + p * nr;
-                        float* t = tile + r * nr;
+                        float* o = output + ((long)image * n + i0 + r) * ldo + L.VOffsets[h] + col0;
+                        float* t = tile + r * w;
                         TV scaleR = TOps.Broadcast(inv[r]);
                         int c = 0;
                         for (; c + vc <= cols; c += vc) TOps.Store(ref o[c], TOps.Mul(TOps.Load(ref t[c]), scaleR));
