@@ -18,6 +18,7 @@ public static class CliApp
             InferCommand(stdout, stderr),
             InspectCommand(stdout, stderr),
             PruneCommand.Create(stdout, stderr),
+            FidelityCommand.Create(stdout, stderr),
         };
         var result = root.Parse(args);
         return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });

@@ -14,7 +14,7 @@ static class PruneCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var method = new Option<string>("--method") { Description = "pruning method (snp)", DefaultValueFactory = _ => "snp" };
-        var weights = new Option<string>("--weights") { Description = "dense model .safetensors (timm DeiT or VitSparse)", Required = true };
+        var weights = new Option<string>("--weights") { Description = "dense model .safetensors (timm DeiT or VitSparse), or seeded:ARCH for synthetic weights", Required = true };
         var target = new Option<string?>("--target") { Description = "released SNP structure: deit_t_0.6g, deit_s_2.0g, deit_s_1.3g, deit_b_6.4g (or any architecture name)" };
         var ratios = new Option<string?>("--ratios") { Description = "per-layer ratio JSON: {\"embed\": r, \"blocks\": [{\"qk\": r, \"v\": r, \"mlp\": r}, …]} (fraction removed)" };
         var macs = new Option<string?>("--macs") { Description = "MAC budget, e.g. 2.0G or 1500M: removes the globally least important units until met" };
@@ -34,16 +34,10 @@ static class PruneCommand
         cmd.SetAction(pr => CliApp.Guard(stderr, () =>
         {
             if (pr.GetValue(method) != "snp") throw new InputException("--method", $"'{pr.GetValue(method)}' is not available; this version prunes with snp");
-            var crit = pr.GetValue(criterion) switch
-            {
-                "snp" => Criterion.Snp, "l2" => Criterion.L2, "gm" => Criterion.GeometricMedian, "random" => Criterion.Random, "reverse" => Criterion.ReverseSnp,
-                var other => throw new InputException("--criterion", $"'{other}' is not one of snp, l2, gm, random, reverse"),
-            };
+            var crit = ParseCriterion(pr.GetValue(criterion)!, "--criterion");
             string path = pr.GetValue(weights)!;
             var options = CliApp.Options(pr, stderr);
-            DenseTensors dense;
-            using (var file = new SafeTensorsFile(path))
-                dense = DenseTensors.From(new SafeTensorsSource(file), VitModel.ReadConfig(file, options.Arch));
+            var dense = LoadDense(path, options);
             var c = dense.Config;
 
             int chosen = new[] { pr.GetValue(target) != null, pr.GetValue(ratios) != null, pr.GetValue(macs) != null }.Count(x => x);
@@ -71,7 +65,25 @@ static class PruneCommand
         return cmd;
     }
 
-    static string ReadText(string path) => File.Exists(path) ? File.ReadAllText(path) : throw new FileFormatException(path, "file not found");
+    internal static Criterion ParseCriterion(string name, string option) => name switch
+    {
+        "snp" => Criterion.Snp, "l2" => Criterion.L2, "gm" => Criterion.GeometricMedian, "random" => Criterion.Random, "reverse" => Criterion.ReverseSnp,
+        var other => throw new InputException(option, $"'{other}' is not one of snp, l2, gm, random, reverse"),
+    };
+
+    /// <summary>A checkpoint, or "seeded:ARCH" for the synthetic weights bench uses (structure and speed studies).</summary>
+    internal static DenseTensors LoadDense(string path, LoadOptions options)
+    {
+        if (path.StartsWith("seeded:", StringComparison.Ordinal))
+        {
+            var config = Architectures.Get(path["seeded:".Length..]);
+            return DenseTensors.From(new SeededWeights(config), config);
+        }
+        using var file = new SafeTensorsFile(path);
+        return DenseTensors.From(new SafeTensorsSource(file), VitModel.ReadConfig(file, options.Arch));
+    }
+
+    internal static string ReadText(string path) => File.Exists(path) ? File.ReadAllText(path) : throw new FileFormatException(path, "file not found");
 
     internal static long ParseMacs(string text)
     {
@@ -83,7 +95,7 @@ static class PruneCommand
         return (long)(v * scale);
     }
 
-    static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c)
+    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c)
     {
         if (want < 1) throw new InputException("--calib-images", $"must be at least 1, got {want}");
         if (source == null) throw new InputException("--calib", "the SNP criterion needs calibration images: --calib images.npy (or --calib seeded for a structure-only run)");
@@ -102,7 +114,7 @@ static class PruneCommand
     }
 
     /// <summary>A Spectre progress bar on a terminal; plain lines when output is redirected or captured.</summary>
-    static T WithProgress<T>(TextWriter stdout, string label, Func<Action<int, int>, T> work)
+    internal static T WithProgress<T>(TextWriter stdout, string label, Func<Action<int, int>, T> work)
     {
         if (ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
         {
