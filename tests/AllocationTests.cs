@@ -25,10 +25,17 @@ public class SteadyStateAllocationTests
         using var session = new InferenceSession(model, threads);
         for (int i = 0; i < 5; i++) session.Run(input.Data, 2, logits);
         long thisThread = GC.GetAllocatedBytesForCurrentThread();
-        long all = GC.GetTotalAllocatedBytes(precise: true);
         for (int i = 0; i < 20; i++) session.Run(input.Data, 2, logits);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - thisThread);
-        long total = GC.GetTotalAllocatedBytes(precise: true) - all;
-        Assert.True(total < 4096, $"20 inferences allocated {total} bytes across threads");
+        // The process-wide counter also sees the test host's own threads (result reporting); take the quietest
+        // of three windows of 50 inferences: per-inference garbage would show in every one of them.
+        long quietest = long.MaxValue;
+        for (int window = 0; window < 3; window++)
+        {
+            long all = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < 50; i++) session.Run(input.Data, 2, logits);
+            quietest = Math.Min(quietest, GC.GetTotalAllocatedBytes(precise: true) - all);
+        }
+        Assert.True(quietest < 2048, $"50 inferences allocated {quietest} bytes across threads");
     }
 }
