@@ -19,6 +19,7 @@ public static class CliApp
             InspectCommand(stdout, stderr),
             PruneCommand.Create(stdout, stderr),
             FidelityCommand.Create(stdout, stderr),
+            EvalCommand.Create(stdout, stderr),
         };
         var result = root.Parse(args);
         return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });

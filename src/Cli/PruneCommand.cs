@@ -105,7 +105,7 @@ static class PruneCommand
             for (int i = 0; i < want; i++) SeededWeights.FillInput(x.AsSpan(i * c.ImageElements, c.ImageElements), (ulong)i);
             return (x, want);
         }
-        if (Directory.Exists(source)) throw new InputException("--calib", $"{source} is a folder; image folders are not supported yet, give a float32 NCHW .npy");
+        if (Directory.Exists(source)) throw new InputException("--calib", $"{source} is a folder; give a float32 NCHW .npy of preprocessed images");
         var npy = Npy.Read(source);
         if (npy.Shape.Length != 4 || npy.Shape[1] != c.InChannels || npy.Shape[2] != c.ImageSize || npy.Shape[3] != c.ImageSize || npy.Shape[0] < 1)
             throw new InputException("--calib", $"{source} has shape ({string.Join(", ", npy.Shape)}), the model needs (count, {c.InChannels}, {c.ImageSize}, {c.ImageSize})");

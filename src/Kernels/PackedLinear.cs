@@ -116,6 +116,8 @@ public sealed class PackedLinear
         void Loop<TOps, TV>(int start, int end, int worker) where TOps : struct, IVec<TV> where TV : struct
         {
             int nr = w.Nr, k = w.K, tileFloats = MicroKernel.Mr * nr;
+            // Equal K blocks of at most Kc: K = 307 runs as 154 + 153, not 256 + 51.
+            int kBlocks = (k + Kc - 1) / Kc, kBlock = (k + kBlocks - 1) / kBlocks;
             ref float packed = ref MemoryMarshal.GetArrayDataReference(w._packed);
             ref float bias = ref MemoryMarshal.GetArrayDataReference(w._bias);
             fixed (float* acc = team.Scratch(worker, groupTiles * tileFloats))
@@ -126,14 +128,14 @@ public sealed class PackedLinear
                     int t0 = g * groupTiles, t1 = Math.Min(rowTiles, t0 + groupTiles);
                     int n0 = p * nr, cols = Math.Min(nr, w.N - n0);
                     ref float panel = ref Unsafe.Add(ref packed, (nint)p * k * nr);
-                    for (int k0 = 0; k0 < k; k0 += Kc)
+                    for (int k0 = 0; k0 < k; k0 += kBlock)
                     {
-                        int kc = Math.Min(Kc, k - k0);
+                        int kc = Math.Min(kBlock, k - k0);
                         // The weights stream from memory exactly once; fetch the next block while this one is
                         // being used by every row tile, instead of stalling on it when its turn comes.
-                        float* next = k0 + Kc < k ? (float*)Unsafe.AsPointer(ref Unsafe.Add(ref panel, (nint)(k0 + Kc) * nr))
+                        float* next = k0 + kBlock < k ? (float*)Unsafe.AsPointer(ref Unsafe.Add(ref panel, (nint)(k0 + kBlock) * nr))
                             : item + 1 < end ? (float*)Unsafe.AsPointer(ref Unsafe.Add(ref packed, (nint)((item + 1) / groups) * k * nr)) : null;
-                        int nextLines = next == null ? 0 : Math.Min(Kc, k0 + Kc < k ? k - k0 - Kc : k) * nr / 16;
+                        int nextLines = next == null ? 0 : Math.Min(kBlock, k0 + kBlock < k ? k - k0 - kBlock : k) * nr / 16;
                         int perTile = (nextLines + (t1 - t0) - 1) / (t1 - t0);
                         for (int t = t0; t < t1; t++)
                         {

@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using VitSparse.Runtime;
+using VitSparse.Runtime.Data;
+using VitSparse.Runtime.Formats;
+using VitSparse.Runtime.Models;
+using VitSparse.Runtime.Text;
+
+namespace VitSparse.Cli;
+
+/// <summary>`vitsparse eval`: top-1/top-5 accuracy, throughput and the most confused classes on a labelled set.</summary>
+static class EvalCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var weights = new Option<string>("--weights") { Description = "model .safetensors", Required = true };
+        var idx = new Option<string[]?>("--idx") { Description = "IDX images and labels (MNIST / Fashion-MNIST, raw or .gz)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var npy = new Option<string[]?>("--npy") { Description = "preprocessed images X.npy [N,C,H,W] and labels Y.npy [N]", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var limit = new Option<int>("--limit") { Description = "evaluate only the first N images", DefaultValueFactory = _ => int.MaxValue };
+        var batch = new Option<int>("--batch") { Description = "images per inference", DefaultValueFactory = _ => 32 };
+        var threads = new Option<int>("--threads") { Description = "intra-op threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var json = new Option<string?>("--json") { Description = "also write the results as JSON" };
+        var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
+        {
+            weights, CliApp.ArchOption, idx, npy, limit, batch, threads, json, CliApp.NonFiniteOption,
+        };
+        cmd.SetAction(pr => CliApp.Guard(stderr, () =>
+        {
+            var inv = CultureInfo.InvariantCulture;
+            if (pr.GetValue(limit) < 1) throw new InputException("--limit", $"must be at least 1, got {pr.GetValue(limit)}");
+            if ((pr.GetValue(idx) != null) == (pr.GetValue(npy) != null)) throw new InputException("--idx", "give exactly one of --idx, --npy");
+            var model = VitModel.Load(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
+            using ILabelledImages set = pr.GetValue(idx) is { } i ? new IdxImages(i[0], i[1], model.Config, pr.GetValue(limit))
+                : new NpyImages(pr.GetValue(npy)![0], pr.GetValue(npy)![1], model.Config, pr.GetValue(limit));
+            using var session = new InferenceSession(model, pr.GetValue(threads));
+            var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, pr.GetValue(batch), report));
+            var names = ClassNames(weights: pr.GetValue(weights)!, model.Config.NumClasses);
+            stdout.WriteLine($"{model.Config.Name} on {set.Description}: {r.Images} images, top-1 {r.Top1 * 100:0.00}%, top-5 {r.Top5 * 100:0.00}%, {r.ImagesPerSecond:0.0} images/s");
+            stdout.WriteLine();
+            var t = new MarkdownTable("true class", "predicted as", "images", "share of class").RightAlign(2, 3);
+            var perClass = Enumerable.Range(0, model.Config.NumClasses).Select(a => Enumerable.Range(0, model.Config.NumClasses).Sum(b => r.Confusion[a, b])).ToArray();
+            var confusions = from a in Enumerable.Range(0, model.Config.NumClasses)
+                             from b in Enumerable.Range(0, model.Config.NumClasses)
+                             where a != b && r.Confusion[a, b] > 0
+                             orderby r.Confusion[a, b] descending
+                             select (a, b);
+            foreach (var (a, b) in confusions.Take(5))
+                t.Add(names[a], names[b], r.Confusion[a, b], ((double)r.Confusion[a, b] / perClass[a]).ToString("0.0%", inv));
+            stdout.WriteLine("most frequent confusions:");
+            stdout.WriteLine();
+            stdout.Write(t);
+            if (pr.GetValue(json) is { } path)
+                AtomicFile.Write(path, s =>
+                {
+                    using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+                    w.WriteStartObject();
+                    w.WriteString("model", model.Config.Name);
+                    w.WriteString("data", set.Description);
+                    w.WriteNumber("images", r.Images);
+                    w.WriteNumber("top1", r.Top1);
+                    w.WriteNumber("top5", r.Top5);
+                    w.WriteNumber("images_per_second", r.ImagesPerSecond);
+                    w.WriteStartArray("confusion");
+                    for (int a = 0; a < model.Config.NumClasses; a++)
+                    {
+                        w.WriteStartArray();
+                        for (int b = 0; b < model.Config.NumClasses; b++) w.WriteNumberValue(r.Confusion[a, b]);
+                        w.WriteEndArray();
+                    }
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                });
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Class names from the model's "classes" metadata (a JSON list), else the indices.</summary>
+    static string[] ClassNames(string weights, int classes)
+    {
+        using var f = new SafeTensorsFile(weights);
+        if (f.Metadata.TryGetValue("classes", out var json))
+        {
+            try
+            {
+                var names = JsonSerializer.Deserialize(json, ClassNamesJson.Default.StringArray);
+                if (names != null && names.Length == classes) return names;
+            }
+            catch (JsonException) { }
+        }
+        return Enumerable.Range(0, classes).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
+internal partial class ClassNamesJson : System.Text.Json.Serialization.JsonSerializerContext;

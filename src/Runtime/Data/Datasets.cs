@@ -1,0 +1,130 @@
+using VitSparse.Runtime.Formats;
+using VitSparse.Runtime.Models;
+
+namespace VitSparse.Runtime.Data;
+
+/// <summary>Labelled, preprocessed images read in batches (streamed where the source allows).</summary>
+public interface ILabelledImages : IDisposable
+{
+    string Description { get; }
+    int Count { get; }
+    /// <summary>Fills up to <paramref name="max"/> images (model-ready NCHW floats) and labels; returns how many.</summary>
+    int Next(int max, Span<float> images, Span<int> labels);
+}
+
+/// <summary>
+/// IDX images + labels (MNIST, Fashion-MNIST): uint8 pixels scaled to [0, 1] and normalised with the model's
+/// mean/std; a grayscale image is repeated over the channels of an RGB model.
+/// </summary>
+public sealed class IdxImages : ILabelledImages
+{
+    readonly IdxFile _images, _labels;
+    readonly VitConfig _config;
+    readonly int _count;
+    int _done;
+    byte[] _pixels = [], _labelBytes = [];
+
+    public string Description => $"{Path.GetFileName(_images.Path)} + {Path.GetFileName(_labels.Path)}";
+    public int Count => _count;
+
+    public IdxImages(string images, string labels, VitConfig config, int limit = int.MaxValue)
+    {
+        _images = new IdxFile(images);
+        try
+        {
+            _labels = new IdxFile(labels);
+            if (_images.Dims.Length != 3) throw new FileFormatException(images, $"an IDX image file has 3 dimensions (count, rows, cols), this one {_images.Dims.Length}");
+            if (_labels.Dims.Length != 1) throw new FileFormatException(labels, $"an IDX label file has 1 dimension, this one {_labels.Dims.Length}");
+            if (_images.Count != _labels.Count)
+                throw new FileFormatException(labels, $"{_labels.Count} labels for {_images.Count} images in {Path.GetFileName(images)}");
+            if (_images.Dims[1] != config.ImageSize || _images.Dims[2] != config.ImageSize)
+                throw new InputException("--idx", $"{images} holds {_images.Dims[1]}×{_images.Dims[2]} images, model '{config.Name}' takes {config.ImageSize}×{config.ImageSize}");
+            _config = config;
+            _count = Math.Min(limit, _images.Count);
+        }
+        catch
+        {
+            _images.Dispose();
+            _labels?.Dispose();
+            throw;
+        }
+    }
+
+    public int Next(int max, Span<float> images, Span<int> labels)
+    {
+        int n = Math.Min(max, _count - _done);
+        if (n <= 0) return 0;
+        int pixels = _images.ItemSize;
+        if (_pixels.Length < n * pixels) _pixels = new byte[n * pixels];
+        if (_labelBytes.Length < n) _labelBytes = new byte[n];
+        _images.Read(n, _pixels);
+        _labels.Read(n, _labelBytes);
+        int ch = _config.InChannels;
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = _labelBytes[i];
+            if (labels[i] >= _config.NumClasses)
+                throw new FileFormatException(_labels.Path, $"label {labels[i]} at item {_done + i} is outside the model's {_config.NumClasses} classes");
+            for (int c = 0; c < ch; c++)
+            {
+                float mean = _config.Mean[c], inv = 1f / _config.Std[c];
+                var dst = images.Slice((i * ch + c) * pixels, pixels);
+                for (int p = 0; p < pixels; p++) dst[p] = (_pixels[i * pixels + p] / 255f - mean) * inv;
+            }
+        }
+        _done += n;
+        return n;
+    }
+
+    public void Dispose()
+    {
+        _images.Dispose();
+        _labels.Dispose();
+    }
+}
+
+/// <summary>Preprocessed images X [N, C, H, W] and labels Y [N] (class indices stored as float32) from .npy files.</summary>
+public sealed class NpyImages : ILabelledImages
+{
+    readonly NpyArray _x;
+    readonly int[] _y;
+    readonly int _count, _per;
+    int _done;
+
+    public string Description { get; }
+    public int Count => _count;
+
+    public NpyImages(string x, string y, VitConfig config, int limit = int.MaxValue)
+    {
+        _x = Npy.Read(x);
+        var labels = Npy.Read(y);
+        var s = _x.Shape;
+        if (s.Length != 4 || s[1] != config.InChannels || s[2] != config.ImageSize || s[3] != config.ImageSize)
+            throw new InputException("--npy", $"{x} has shape ({string.Join(", ", s)}), model '{config.Name}' needs (N, {config.InChannels}, {config.ImageSize}, {config.ImageSize})");
+        if (labels.Shape.Length != 1 || labels.Shape[0] != s[0])
+            throw new InputException("--npy", $"{y} has shape ({string.Join(", ", labels.Shape)}), expected ({s[0]},): one label per image");
+        _y = new int[labels.Data.Length];
+        for (int i = 0; i < _y.Length; i++)
+        {
+            float v = labels.Data[i];
+            if (v != MathF.Floor(v) || v < 0 || v >= config.NumClasses)
+                throw new FileFormatException(y, $"label {v} at {i} is not a class index below {config.NumClasses}");
+            _y[i] = (int)v;
+        }
+        _per = config.ImageElements;
+        _count = Math.Min(limit, s[0]);
+        Description = $"{Path.GetFileName(x)} + {Path.GetFileName(y)}";
+    }
+
+    public int Next(int max, Span<float> images, Span<int> labels)
+    {
+        int n = Math.Min(max, _count - _done);
+        if (n <= 0) return 0;
+        _x.Data.AsSpan(_done * _per, n * _per).CopyTo(images);
+        _y.AsSpan(_done, n).CopyTo(labels);
+        _done += n;
+        return n;
+    }
+
+    public void Dispose() { }
+}
