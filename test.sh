@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=()   # none yet: the committed fixtures need only the .NET SDK
+APT_PACKAGES=(dataset-fashion-mnist)   # Fashion-MNIST test set for the reference model's accuracy tests
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

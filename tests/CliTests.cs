@@ -6,13 +6,7 @@ namespace VitSparse.Tests;
 
 public class CliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => Fixtures.Cli(args);
 
     [Fact]
     public void Infer_on_a_ragged_model_matches_pytorch()

@@ -32,6 +32,14 @@ static class Fixtures
         return a;
     }
 
+    /// <summary>Runs the `vitsparse` command in process: exit code, stdout, stderr.</summary>
+    public static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        return (VitSparse.Cli.CliApp.Run(args, o, e), o.ToString(), e.ToString());
+    }
+
     public static string TempDir()
     {
         string d = Path.Combine(Path.GetTempPath(), "vitsparse-tests", Guid.NewGuid().ToString("N"));

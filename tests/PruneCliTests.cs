@@ -9,12 +9,7 @@ namespace VitSparse.Tests;
 
 public class PruneCliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        return (CliApp.Run(args, o, e), o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => Fixtures.Cli(args);
 
     [Fact]
     public void Prune_writes_a_ragged_model_that_loads_runs_and_reports()

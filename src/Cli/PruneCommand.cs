@@ -20,7 +20,7 @@ static class PruneCommand
         var macs = new Option<string?>("--macs") { Description = "MAC budget, e.g. 2.0G or 1500M: removes the globally least important units until met" };
         var uneven = new Option<bool>("--uneven-heads") { Description = "with --macs: let heads of one block keep different widths" };
         var criterion = new Option<string>("--criterion") { Description = "snp, l2, gm, random or reverse", DefaultValueFactory = _ => "snp" };
-        var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion: a float32 NCHW .npy, or 'seeded' for synthetic inputs (structure benchmarks only)" };
+        var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion: a float32 NCHW .npy, an IDX image file (e.g. Fashion-MNIST train, raw or .gz), or 'seeded' for synthetic inputs (structure benchmarks only)" };
         var calibImages = new Option<int>("--calib-images") { Description = "calibration images to use", DefaultValueFactory = _ => 64 };
         var gamma = new Option<int>("--gamma") { Description = "singular components of Q·Kᵀ the SNP criterion preserves (default ⌈d/4⌉ per head)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random criterion", DefaultValueFactory = _ => 0 };
@@ -105,7 +105,9 @@ static class PruneCommand
             for (int i = 0; i < want; i++) SeededWeights.FillInput(x.AsSpan(i * c.ImageElements, c.ImageElements), (ulong)i);
             return (x, want);
         }
-        if (Directory.Exists(source)) throw new InputException("--calib", $"{source} is a folder; give a float32 NCHW .npy of preprocessed images");
+        if (Directory.Exists(source)) throw new InputException("--calib", $"{source} is a folder; give a float32 NCHW .npy of preprocessed images or an IDX image file");
+        if (!source.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
+            return VitSparse.Runtime.Data.IdxImages.ReadImages(source, c, want);
         var npy = Npy.Read(source);
         if (npy.Shape.Length != 4 || npy.Shape[1] != c.InChannels || npy.Shape[2] != c.ImageSize || npy.Shape[3] != c.ImageSize || npy.Shape[0] < 1)
             throw new InputException("--calib", $"{source} has shape ({string.Join(", ", npy.Shape)}), the model needs (count, {c.InChannels}, {c.ImageSize}, {c.ImageSize})");

@@ -55,18 +55,16 @@ public static class AttentionFidelity
         {
             var b = c.Blocks[block];
             var data = qkv.ToArray();
-            var offsets = new int[b.Heads];
-            for (int h = 1; h < b.Heads; h++) offsets[h] = offsets[h - 1] + b.QkWidths[h - 1];
             Parallel.For(0, b.Heads * images, item =>
             {
                 int h = item % b.Heads, img = item / b.Heads;
                 int d = b.QkWidths[h];
                 var all = Enumerable.Range(0, d).ToArray();
-                var original = Map(data, img * tokens, tokens, rowWidth, offsets[h], b.QkTotal + offsets[h], all, b.AttnScale);
+                var original = Map(data, img * tokens, tokens, rowWidth, b.QkOffset(h), b.QkTotal + b.QkOffset(h), all, b.AttnScale);
                 for (int ci = 0; ci < keep.Length; ci++)
                     for (int ri = 0; ri < keep[ci].Length; ri++)
                     {
-                        var pruned = Map(data, img * tokens, tokens, rowWidth, offsets[h], b.QkTotal + offsets[h], keep[ci][ri][block][h], b.AttnScale);
+                        var pruned = Map(data, img * tokens, tokens, rowWidth, b.QkOffset(h), b.QkTotal + b.QkOffset(h), keep[ci][ri][block][h], b.AttnScale);
                         double cos = TensorPrimitives.CosineSimilarity(original, pruned);
                         lock (Sum) { Sum[ci, ri] += cos; Count[ci, ri]++; }
                     }

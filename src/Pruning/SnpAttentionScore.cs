@@ -37,12 +37,10 @@ public sealed class SnpAttentionScore : IActivationObserver
         if (block == 0) Images += images;
         var b = _config.Blocks[block];
         var data = qkv.ToArray();
-        var offsets = new int[b.Heads];
-        for (int h = 1; h < b.Heads; h++) offsets[h] = offsets[h - 1] + b.QkWidths[h - 1];
         Parallel.For(0, b.Heads * images, item =>
         {
             int h = item % b.Heads, img = item / b.Heads;
-            var s = HeadScores(data, img * tokens, tokens, rowWidth, offsets[h], b.QkTotal + offsets[h], b.QkWidths[h],
+            var s = HeadScores(data, img * tokens, tokens, rowWidth, b.QkOffset(h), b.QkTotal + b.QkOffset(h), b.QkWidths[h],
                 _gamma == 0 ? DefaultGamma(b.QkWidths[h]) : Math.Min(_gamma, b.QkWidths[h]));
             lock (_scores[block][h])
                 for (int i = 0; i < s.Length; i++) _scores[block][h][i] += s[i];

@@ -50,6 +50,33 @@ public sealed class IdxImages : ILabelledImages
         }
     }
 
+    /// <summary>The first <paramref name="count"/> images of an IDX image file, preprocessed for the model (calibration).</summary>
+    public static (float[] Images, int Count) ReadImages(string path, VitConfig config, int count)
+    {
+        using var file = new IdxFile(path);
+        if (file.Dims.Length != 3) throw new FileFormatException(path, $"an IDX image file has 3 dimensions (count, rows, cols), this one {file.Dims.Length}");
+        if (file.Dims[1] != config.ImageSize || file.Dims[2] != config.ImageSize)
+            throw new InputException("--calib", $"{path} holds {file.Dims[1]}×{file.Dims[2]} images, model '{config.Name}' takes {config.ImageSize}×{config.ImageSize}");
+        int n = Math.Min(count, file.Count);
+        var pixels = new byte[n * file.ItemSize];
+        file.Read(n, pixels);
+        var images = new float[(long)n * config.ImageElements];
+        Normalise(pixels, n, file.ItemSize, config, images);
+        return (images, n);
+    }
+
+    static void Normalise(ReadOnlySpan<byte> pixels, int n, int size, VitConfig config, Span<float> images)
+    {
+        int ch = config.InChannels;
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < ch; c++)
+            {
+                float mean = config.Mean[c], inv = 1f / config.Std[c];
+                var dst = images.Slice((i * ch + c) * size, size);
+                for (int p = 0; p < size; p++) dst[p] = (pixels[i * size + p] / 255f - mean) * inv;
+            }
+    }
+
     public int Next(int max, Span<float> images, Span<int> labels)
     {
         int n = Math.Min(max, _count - _done);
@@ -59,19 +86,13 @@ public sealed class IdxImages : ILabelledImages
         if (_labelBytes.Length < n) _labelBytes = new byte[n];
         _images.Read(n, _pixels);
         _labels.Read(n, _labelBytes);
-        int ch = _config.InChannels;
         for (int i = 0; i < n; i++)
         {
             labels[i] = _labelBytes[i];
             if (labels[i] >= _config.NumClasses)
                 throw new FileFormatException(_labels.Path, $"label {labels[i]} at item {_done + i} is outside the model's {_config.NumClasses} classes");
-            for (int c = 0; c < ch; c++)
-            {
-                float mean = _config.Mean[c], inv = 1f / _config.Std[c];
-                var dst = images.Slice((i * ch + c) * pixels, pixels);
-                for (int p = 0; p < pixels; p++) dst[p] = (_pixels[i * pixels + p] / 255f - mean) * inv;
-            }
         }
+        Normalise(_pixels, n, pixels, _config, images);
         _done += n;
         return n;
     }

@@ -14,6 +14,9 @@ public sealed record BlockConfig(int[] QkWidths, int[] VWidths, int MlpHidden, f
     public int VTotal => VWidths.Sum();
     public int QkvRows => 2 * QkTotal + VTotal;
 
+    /// <summary>Column of head h's first Q feature in the fused QKV row (its K feature is QkTotal further on).</summary>
+    public int QkOffset(int head) => QkWidths.AsSpan(0, head).ToArray().Sum();
+
     public static BlockConfig Uniform(int heads, int headDim, int mlpHidden) =>
         new(Enumerable.Repeat(headDim, heads).ToArray(), Enumerable.Repeat(headDim, heads).ToArray(), mlpHidden, 1f / MathF.Sqrt(headDim));
 }
