@@ -29,10 +29,12 @@ static class EvalCommand
         {
             var inv = CultureInfo.InvariantCulture;
             if (pr.GetValue(limit) < 1) throw new InputException("--limit", $"must be at least 1, got {pr.GetValue(limit)}");
-            if ((pr.GetValue(idx) != null) == (pr.GetValue(npy) != null)) throw new InputException("--idx", "give exactly one of --idx, --npy");
+            var idxFiles = pr.GetValue(idx) ?? [];
+            var npyFiles = pr.GetValue(npy) ?? [];
+            if ((idxFiles.Length > 0) == (npyFiles.Length > 0)) throw new InputException("--idx", "give exactly one of --idx, --npy");
             var model = VitModel.Load(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
-            using ILabelledImages set = pr.GetValue(idx) is { } i ? new IdxImages(i[0], i[1], model.Config, pr.GetValue(limit))
-                : new NpyImages(pr.GetValue(npy)![0], pr.GetValue(npy)![1], model.Config, pr.GetValue(limit));
+            using ILabelledImages set = idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, pr.GetValue(limit))
+                : new NpyImages(npyFiles[0], npyFiles[1], model.Config, pr.GetValue(limit));
             using var session = new InferenceSession(model, pr.GetValue(threads));
             var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, pr.GetValue(batch), report));
             var names = ClassNames(weights: pr.GetValue(weights)!, model.Config.NumClasses);

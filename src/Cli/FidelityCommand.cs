@@ -16,7 +16,7 @@ static class FidelityCommand
         var calibImages = new Option<int>("--calib-images") { Description = "images to use", DefaultValueFactory = _ => 16 };
         var ratios = new Option<string>("--ratios") { Description = "Q/K fractions removed, comma-separated", DefaultValueFactory = _ => "0.25,0.5,0.75" };
         var criteria = new Option<string>("--criteria") { Description = "criteria to compare", DefaultValueFactory = _ => "snp,l2,gm,random,reverse" };
-        var gamma = new Option<int>("--gamma") { Description = "SNP singular components (default ⌈d/4⌉)", DefaultValueFactory = _ => 0 };
+        var gamma = new Option<int>("--gamma") { Description = "SNP singular components (default ⌈d/16⌉)", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cmd = new Command("fidelity", "compare pruning criteria by the cosine similarity of original and Q/K-pruned attention maps")
         {

@@ -22,7 +22,7 @@ static class PruneCommand
         var criterion = new Option<string>("--criterion") { Description = "snp, l2, gm, random or reverse", DefaultValueFactory = _ => "snp" };
         var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion: a float32 NCHW .npy, an IDX image file (e.g. Fashion-MNIST train, raw or .gz), or 'seeded' for synthetic inputs (structure benchmarks only)" };
         var calibImages = new Option<int>("--calib-images") { Description = "calibration images to use", DefaultValueFactory = _ => 64 };
-        var gamma = new Option<int>("--gamma") { Description = "singular components of Q·Kᵀ the SNP criterion preserves (default ⌈d/4⌉ per head)", DefaultValueFactory = _ => 0 };
+        var gamma = new Option<int>("--gamma") { Description = "singular components of Q·Kᵀ the SNP criterion preserves (default ⌈d/16⌉ per head)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random criterion", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--output", "-o") { Description = "pruned model .safetensors", Required = true };
         var report = new Option<string?>("--report") { Description = "also write the pruning report as JSON" };

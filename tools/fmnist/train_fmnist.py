@@ -108,11 +108,14 @@ class DeitFmnist(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
-def augment(x, g):
+def augment(x, g, crop=True):
     pad = F.pad(x, (2, 2, 2, 2))
     out = torch.empty_like(x)
     dx = torch.randint(0, 5, (x.shape[0],), generator=g)
     dy = torch.randint(0, 5, (x.shape[0],), generator=g)
+    if not crop:
+        dx.fill_(2)
+        dy.fill_(2)
     flip = torch.rand(x.shape[0], generator=g) < 0.5
     for i in range(x.shape[0]):
         img = pad[i, :, dy[i]:dy[i] + 28, dx[i]:dx[i] + 28]
@@ -124,6 +127,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=500, help="warm-up steps")
+    p.add_argument("--no-crop", action="store_true", help="flip only, no random-crop augmentation")
+    p.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures"), help="where the model and goldens go")
+    p.add_argument("--log", default=os.path.join(ROOT, "tools", "fmnist", "train_log.txt"))
     a = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -133,10 +141,11 @@ def main():
     xte = (torch.from_numpy(idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0).unsqueeze(1) - MEAN) / STD
     yte = torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
     model = DeitFmnist()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05)
     steps = a.epochs * math.ceil(len(xtr) / 128)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 500) * 0.5 * (1 + math.cos(math.pi * s / steps)))
-    log = open(os.path.join(ROOT, "tools", "fmnist", "train_log.txt"), "w")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / a.warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    os.makedirs(a.out, exist_ok=True)
+    log = open(a.log, "w")
 
     def say(msg):
         print(msg, flush=True)
@@ -153,14 +162,15 @@ def main():
         return torch.cat(preds)
 
     say(f"deit_fmnist: {sum(p.numel() for p in model.parameters())} parameters, torch {torch.__version__}, "
-        f"{a.threads} threads, {a.epochs} epochs, batch 128")
+        f"{a.threads} threads, {a.epochs} epochs, batch 128, lr {a.lr}, warm-up {a.warmup} steps, "
+        f"augmentation: {'flip' if a.no_crop else 'crop + flip'}")
     start = time.time()
     for epoch in range(a.epochs):
         perm = torch.randperm(len(xtr), generator=g)
         total, n = 0.0, 0
         for i in range(0, len(xtr), 128):
             ix = perm[i:i + 128]
-            loss = F.cross_entropy(model(augment(xtr[ix], g)), ytr[ix], label_smoothing=0.1)
+            loss = F.cross_entropy(model(augment(xtr[ix], g, crop=not a.no_crop)), ytr[ix], label_smoothing=0.1)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -174,7 +184,7 @@ def main():
 
     pred = evaluate()
     say(f"final test top-1 {(pred == yte).float().mean().item() * 100:.2f}% after {time.time() - start:.0f} s")
-    out = os.path.join(ROOT, "tests", "fixtures")
+    out = a.out
     w = {k: v.detach().numpy().astype(np.float16) for k, v in model.state_dict().items()}
     shapes = deit.expected_shapes(CFG)
     assert set(w) == set(shapes), set(w) ^ set(shapes)
