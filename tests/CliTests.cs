@@ -69,6 +69,23 @@ public class CliTests
     }
 
     [Fact]
+    public void Eval_on_npy_prints_accuracy_and_writes_json()
+    {
+        string dir = Fixtures.TempDir();
+        string y = Path.Combine(dir, "y.npy"), json = Path.Combine(dir, "e.json");
+        var golden = Fixtures.Npy_("ragged_tiny.logits.npy").Data;
+        var labels = Enumerable.Range(0, 3).Select(i => (float)Array.IndexOf(golden, golden.AsSpan(i * 10, 10).ToArray().Max(), i * 10) % 10).ToArray();
+        Npy.Write(y, [3], labels);
+        var (code, stdout, err) = Run("eval", "--weights", Fixtures.Path_("ragged_tiny.safetensors"), "--npy", Fixtures.Path_("ragged_tiny.input.npy"), y, "--json", json, "--batch", "2");
+        Assert.True(code == 0, err);
+        Assert.Contains("3 images, top-1 100.00%, top-5 100.00%", stdout);
+        Assert.Contains("\"top1\": 1", File.ReadAllText(json));
+        (code, _, err) = Run("eval", "--weights", Fixtures.Path_("ragged_tiny.safetensors"));
+        Assert.Equal(2, code);
+        Assert.Contains("exactly one of --idx, --npy", err);
+    }
+
+    [Fact]
     public void Missing_required_option_is_a_usage_error()
     {
         var (code, _, err) = Run("infer", "--weights", "w.safetensors");

@@ -58,6 +58,16 @@ public class FashionMnistTests
         Assert.True(r.Top1 >= 0.85, $"top-1 {r.Top1:P2}");
     }
 
+    [Fact]
+    public void Eval_command_reads_the_gzipped_idx_test_set()
+    {
+        RequireDataset();
+        var (code, stdout, err) = Fixtures.Cli("eval", "--weights", Fixtures.Path_("deit_fmnist.safetensors"), "--idx", Images, Labels, "--limit", "500");
+        Assert.True(code == 0, err);
+        Assert.Contains("500 images, top-1 8", stdout);
+        Assert.Contains("Shirt", stdout); // class names from the model's metadata, in the confusion summary
+    }
+
     /// <summary>Without fine-tuning, at half of every head's Q/K pairs removed, SNP must do at least as well as L2 and random.</summary>
     [Fact]
     public void Snp_beats_l2_and_random_at_half_the_qk_pairs()
