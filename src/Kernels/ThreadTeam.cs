@@ -37,6 +37,7 @@ public sealed class ThreadTeam : IDisposable
         if (threads < 1 || threads > 1024)
             throw new ArgumentOutOfRangeException(nameof(threads), threads, "thread count must be between 1 and 1024");
         Threads = threads;
+        _scratch = new float[threads][];
         _threads = new Thread[threads - 1];
         _wake = new SemaphoreSlim[threads - 1];
         for (int i = 0; i < _threads.Length; i++)
@@ -50,7 +51,7 @@ public sealed class ThreadTeam : IDisposable
 
     public static ThreadTeam ForMachine() => new(Environment.ProcessorCount);
 
-    float[][]? _scratch;
+    readonly float[][] _scratch;
 
     /// <summary>
     /// Worker-private scratch of at least <paramref name="length"/> floats, kept between calls (grown, never
@@ -58,9 +59,8 @@ public sealed class ThreadTeam : IDisposable
     /// </summary>
     internal float[] Scratch(int worker, int length)
     {
-        var all = _scratch ??= new float[Threads][];
-        var s = all[worker];
-        if (s == null || s.Length < length) all[worker] = s = new float[length];
+        var s = _scratch[worker];
+        if (s == null || s.Length < length) _scratch[worker] = s = new float[length];
         return s;
     }
 
