@@ -69,6 +69,27 @@ public class CliTests
     }
 
     [Fact]
+    public void Infer_on_image_files_prints_top5_with_class_names()
+    {
+        var (code, stdout, err) = Run("infer", "--weights", Fixtures.Path_("deit_fmnist.safetensors"), "--input", Fixtures.Path_("photo_fruits.png"), Fixtures.Path_("gradient.jpg"));
+        Assert.True(code == 0, err);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(12, lines.Length);
+        Assert.EndsWith("photo_fruits.png", lines[0]);
+        Assert.EndsWith("gradient.jpg", lines[6]);
+        var names = new[] { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot" };
+        var probs = lines.Skip(1).Take(5).Select(l => double.Parse(l.Trim().Split('%')[0], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(probs.OrderByDescending(p => p), probs);
+        Assert.All(lines.Skip(1).Take(5), l => Assert.Contains(names, n => l.EndsWith(n)));
+        (code, _, err) = Run("infer", "--weights", Fixtures.Path_("ragged_tiny.safetensors"), "--input", Fixtures.Path_("ragged_tiny.input.npy"));
+        Assert.Equal(2, code);
+        Assert.Contains("--output", err);
+        (code, _, err) = Run("infer", "--weights", Fixtures.Path_("ragged_tiny.safetensors"), "--input", Fixtures.Path_("ragged_tiny.logits.npy") + ".png");
+        Assert.Equal(2, code);
+        Assert.Contains("file not found", err);
+    }
+
+    [Fact]
     public void Eval_on_npy_prints_accuracy_and_writes_json()
     {
         string dir = Fixtures.TempDir();

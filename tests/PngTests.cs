@@ -88,3 +88,33 @@ public class PngTests
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(p.AsSpan(chunkStart + 8 + length), c ^ 0xFFFFFFFFu);
     }
 }
+
+/// <summary>Eval preprocessing against torchvision on crops of real photos (tools/images/make_image_fixtures.py).</summary>
+public class PreprocessTests
+{
+    [Theory]
+    [InlineData("fruits")]
+    [InlineData("baboon")]
+    [InlineData("chicky")]
+    public void Matches_torchvision_within_one_level(string name)
+    {
+        var img = PngDecoder.Decode(Fixtures.Path_($"photo_{name}.png"));
+        var tensor = new float[3 * 64 * 64];
+        Preprocess.ToTensor(img, 64, 0.875f, [0f, 0f, 0f], [1f, 1f, 1f], tensor);
+        var expected = Fixtures.Npy_($"photo_{name}.eval64.npy");
+        Assert.Equal(new[] { 3, 64, 64 }, expected.Shape);
+        double worst = expected.Data.Zip(tensor, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(worst <= 1 / 255.0 + 1e-6, $"{name}: worst difference {worst * 255:0.00}/255");
+    }
+
+    [Fact]
+    public void Normalises_with_mean_and_std_and_converts_gray()
+    {
+        var gray = new DecodedImage(2, 2, 1, [0, 255, 51, 102]);
+        var t = new float[3 * 2 * 2];
+        Preprocess.ToTensor(gray, 2, 1f, [0.5f, 0.5f, 0.5f], [0.25f, 0.5f, 1f], t);
+        Assert.Equal((0 - 0.5f) / 0.25f, t[0], 5);
+        Assert.Equal((1 - 0.5f) / 0.5f, t[4 + 1], 5);
+        Assert.Equal(0.2f - 0.5f, t[8 + 2], 5);
+    }
+}

@@ -60,10 +60,10 @@ public static class CliApp
     static Command InferCommand(TextWriter stdout, TextWriter stderr)
     {
         var weights = new Option<string>("--weights") { Description = "model .safetensors (VitSparse compact or timm DeiT)", Required = true };
-        var input = new Option<string>("--input") { Description = "float32 NCHW .npy with preprocessed images", Required = true };
-        var output = new Option<string>("--output") { Description = "where to write float32 [batch, classes] logits (.npy)", Required = true };
+        var input = new Option<string[]>("--input") { Description = "float32 NCHW .npy of preprocessed images, or image files (.jpg, .png)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var output = new Option<string?>("--output") { Description = "where to write float32 [batch, classes] logits (.npy); required for .npy input" };
         var threads = new Option<int>("--threads") { Description = "intra-op threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var cmd = new Command("infer", "run a model on a batch of images and write the logits")
+        var cmd = new Command("infer", "run a model on images (top-5 classes) or on a preprocessed batch (logits to .npy)")
         {
             weights, input, output, ArchOption, threads, NonFiniteOption,
         };
@@ -71,13 +71,28 @@ public static class CliApp
         {
             int t = pr.GetValue(threads);
             if (t < 1) throw new InputException("--threads", $"must be at least 1, got {t}");
+            var inputs = pr.GetValue(input) ?? [];
+            if (inputs.Length == 0) throw new InputException("--input", "give a .npy file or image files");
             var model = VitModel.Load(pr.GetValue(weights)!, Options(pr, stderr));
             var c = model.Config;
-            string inPath = pr.GetValue(input)!;
-            var x = Npy.Read(inPath);
-            if (x.Shape.Length != 4 || x.Shape[1] != c.InChannels || x.Shape[2] != c.ImageSize || x.Shape[3] != c.ImageSize || x.Shape[0] < 1)
-                throw new InputException("--input", $"{inPath} has shape ({string.Join(", ", x.Shape)}), model '{c.Name}' needs (batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize})");
-            int batch = x.Shape[0];
+            bool npy = inputs.Length == 1 && inputs[0].EndsWith(".npy", StringComparison.OrdinalIgnoreCase);
+            int batch;
+            float[] x;
+            if (npy)
+            {
+                if (pr.GetValue(output) == null) throw new InputException("--output", "needed with a .npy input: where the logits go");
+                var a = Npy.Read(inputs[0]);
+                if (a.Shape.Length != 4 || a.Shape[1] != c.InChannels || a.Shape[2] != c.ImageSize || a.Shape[3] != c.ImageSize || a.Shape[0] < 1)
+                    throw new InputException("--input", $"{inputs[0]} has shape ({string.Join(", ", a.Shape)}), model '{c.Name}' needs (batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize})");
+                (batch, x) = (a.Shape[0], a.Data);
+            }
+            else
+            {
+                batch = inputs.Length;
+                x = new float[(long)batch * c.ImageElements];
+                for (int i = 0; i < batch; i++)
+                    VitSparse.Runtime.Images.Preprocess.ToTensor(ImageFiles.Decode(inputs[i]), c.ImageSize, c.CropPct, c.Mean, c.Std, x.AsSpan(i * c.ImageElements, c.ImageElements));
+            }
             var logits = new float[(long)batch * c.NumClasses];
             using (var session = new InferenceSession(model, t))
             {
@@ -85,14 +100,45 @@ public static class CliApp
                 for (int b0 = 0; b0 < batch; b0 += chunk)
                 {
                     int n = Math.Min(chunk, batch - b0);
-                    session.Run(x.Data.AsSpan(b0 * c.ImageElements, n * c.ImageElements), n, logits.AsSpan(b0 * c.NumClasses, n * c.NumClasses));
+                    session.Run(x.AsSpan(b0 * c.ImageElements, n * c.ImageElements), n, logits.AsSpan(b0 * c.NumClasses, n * c.NumClasses));
                 }
             }
-            Npy.Write(pr.GetValue(output)!, [batch, c.NumClasses], logits);
-            stdout.WriteLine($"wrote {batch}×{c.NumClasses} logits to {pr.GetValue(output)}");
+            if (pr.GetValue(output) is { } outPath)
+            {
+                Npy.Write(outPath, [batch, c.NumClasses], logits);
+                stdout.WriteLine($"wrote {batch}×{c.NumClasses} logits to {outPath}");
+            }
+            if (!npy)
+            {
+                var names = ClassNames(pr.GetValue(weights)!, c.NumClasses);
+                for (int i = 0; i < batch; i++)
+                {
+                    var row = logits.AsSpan(i * c.NumClasses, c.NumClasses).ToArray();
+                    System.Numerics.Tensors.TensorPrimitives.SoftMax(row, row);
+                    stdout.WriteLine(inputs[i]);
+                    foreach (int k in Enumerable.Range(0, c.NumClasses).OrderByDescending(k => row[k]).Take(5))
+                        stdout.WriteLine($"  {row[k] * 100,6:0.00}%  {names[k]}");
+                }
+            }
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Class names from the model's "classes" metadata (a JSON list), else the indices.</summary>
+    internal static string[] ClassNames(string weights, int classes)
+    {
+        using var f = new SafeTensorsFile(weights);
+        if (f.Metadata.TryGetValue("classes", out var json))
+        {
+            try
+            {
+                var names = System.Text.Json.JsonSerializer.Deserialize(json, ClassNamesJson.Default.StringArray);
+                if (names != null && names.Length == classes) return names;
+            }
+            catch (System.Text.Json.JsonException) { }
+        }
+        return Enumerable.Range(0, classes).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
     }
 
     static Command InspectCommand(TextWriter stdout, TextWriter stderr)

@@ -37,7 +37,7 @@ static class EvalCommand
                 : new NpyImages(npyFiles[0], npyFiles[1], model.Config, pr.GetValue(limit));
             using var session = new InferenceSession(model, pr.GetValue(threads));
             var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, pr.GetValue(batch), report));
-            var names = ClassNames(weights: pr.GetValue(weights)!, model.Config.NumClasses);
+            var names = CliApp.ClassNames(pr.GetValue(weights)!, model.Config.NumClasses);
             stdout.WriteLine($"{model.Config.Name} on {set.Description}: {r.Images} images, top-1 {r.Top1 * 100:0.00}%, top-5 {r.Top5 * 100:0.00}%, {r.ImagesPerSecond:0.0} images/s");
             stdout.WriteLine();
             var t = new MarkdownTable("true class", "predicted as", "images", "share of class").RightAlign(2, 3);
@@ -76,22 +76,6 @@ static class EvalCommand
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>Class names from the model's "classes" metadata (a JSON list), else the indices.</summary>
-    static string[] ClassNames(string weights, int classes)
-    {
-        using var f = new SafeTensorsFile(weights);
-        if (f.Metadata.TryGetValue("classes", out var json))
-        {
-            try
-            {
-                var names = JsonSerializer.Deserialize(json, ClassNamesJson.Default.StringArray);
-                if (names != null && names.Length == classes) return names;
-            }
-            catch (JsonException) { }
-        }
-        return Enumerable.Range(0, classes).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
     }
 }
 

@@ -114,3 +114,23 @@ for name, (img, ct, depth, kw, expected) in cases.items():
     write_png(os.path.join(OUT, f"png_{name}.png"), img, ct, depth, **kw)
     np.save(os.path.join(OUT, f"png_{name}.pixels.npy"), expected.astype(np.float32))
 print(f"{len(cases)} PNG fixtures written")
+
+
+# --- Preprocessing parity on real photos from Debian opencv-doc: small crops (committed as PNG) and the
+# tensors torchvision's eval transform makes from them (resize shorter side to ⌊64/0.875⌋ = 73 with PIL
+# bicubic, center crop 64, ToTensor; before mean/std, so the tolerance reads directly as 1/255).
+PHOTOS = "/usr/share/doc/opencv-doc/examples/data"
+if os.path.isdir(PHOTOS):
+    import torchvision.transforms as T  # noqa: E402
+
+    eval_tf = T.Compose([T.Resize(73, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(64), T.ToTensor()])
+    crops = {"fruits": ("fruits.jpg", (150, 120, 330, 260)),      # landscape, downscaled
+             "baboon": ("baboon.jpg", (180, 60, 330, 300)),      # portrait, downscaled
+             "chicky": ("chicky_512.png", (200, 180, 250, 240))}  # 50×60: upscaled
+    for name, (file, box) in crops.items():
+        crop = Image.open(os.path.join(PHOTOS, file)).convert("RGB").crop(box)
+        crop.save(os.path.join(OUT, f"photo_{name}.png"))
+        np.save(os.path.join(OUT, f"photo_{name}.eval64.npy"), eval_tf(crop).numpy().astype(np.float32))
+    print(f"{len(crops)} photo crops written")
+else:
+    print(f"{PHOTOS} not found (apt-get install opencv-doc); photo fixtures not regenerated")
