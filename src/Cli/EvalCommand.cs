@@ -17,13 +17,16 @@ static class EvalCommand
         var weights = new Option<string>("--weights") { Description = "model .safetensors", Required = true };
         var idx = new Option<string[]?>("--idx") { Description = "IDX images and labels (MNIST / Fashion-MNIST, raw or .gz)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
         var npy = new Option<string[]?>("--npy") { Description = "preprocessed images X.npy [N,C,H,W] and labels Y.npy [N]", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var data = new Option<string?>("--data") { Description = "image folder: one subfolder per class (ImageFolder order), or flat with --labels" };
+        var labelsFile = new Option<string?>("--labels") { Description = "with --data: a file of 'relative/path class-index' lines" };
+        var skipBad = new Option<bool>("--skip-bad") { Description = "with --data: report an unreadable image and go on, instead of stopping" };
         var limit = new Option<int>("--limit") { Description = "evaluate only the first N images", DefaultValueFactory = _ => int.MaxValue };
         var batch = new Option<int>("--batch") { Description = "images per inference", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "intra-op threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = new Option<string?>("--json") { Description = "also write the results as JSON" };
         var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
         {
-            weights, CliApp.ArchOption, idx, npy, limit, batch, threads, json, CliApp.NonFiniteOption,
+            weights, CliApp.ArchOption, idx, npy, data, labelsFile, skipBad, limit, batch, threads, json, CliApp.NonFiniteOption,
         };
         cmd.SetAction(pr => CliApp.Guard(stderr, () =>
         {
@@ -31,13 +34,20 @@ static class EvalCommand
             if (pr.GetValue(limit) < 1) throw new InputException("--limit", $"must be at least 1, got {pr.GetValue(limit)}");
             var idxFiles = pr.GetValue(idx) ?? [];
             var npyFiles = pr.GetValue(npy) ?? [];
-            if ((idxFiles.Length > 0) == (npyFiles.Length > 0)) throw new InputException("--idx", "give exactly one of --idx, --npy");
+            if (new[] { idxFiles.Length > 0, npyFiles.Length > 0, pr.GetValue(data) != null }.Count(x => x) != 1)
+                throw new InputException("--idx", "give exactly one of --idx, --npy, --data");
             var model = VitModel.Load(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
-            using ILabelledImages set = idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, pr.GetValue(limit))
+            FolderImages? folder = pr.GetValue(data) is { } dir
+                ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), pr.GetValue(limit), pr.GetValue(skipBad), stderr.WriteLine) : null;
+            using ILabelledImages set = folder != null ? folder
+                : idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, pr.GetValue(limit))
                 : new NpyImages(npyFiles[0], npyFiles[1], model.Config, pr.GetValue(limit));
             using var session = new InferenceSession(model, pr.GetValue(threads));
             var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, pr.GetValue(batch), report));
-            var names = CliApp.ClassNames(pr.GetValue(weights)!, model.Config.NumClasses);
+            var names = folder != null && pr.GetValue(labelsFile) == null
+                ? folder.Classes.Concat(Enumerable.Range(folder.Classes.Count, model.Config.NumClasses - folder.Classes.Count).Select(i => $"{i}")).ToArray()
+                : CliApp.ClassNames(pr.GetValue(weights)!, model.Config.NumClasses);
+            if (folder is { Skipped: > 0 }) stdout.WriteLine($"skipped {folder.Skipped} unreadable images");
             stdout.WriteLine($"{model.Config.Name} on {set.Description}: {r.Images} images, top-1 {r.Top1 * 100:0.00}%, top-5 {r.Top5 * 100:0.00}%, {r.ImagesPerSecond:0.0} images/s");
             stdout.WriteLine();
             var t = new MarkdownTable("true class", "predicted as", "images", "share of class").RightAlign(2, 3);

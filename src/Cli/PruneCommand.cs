@@ -20,7 +20,7 @@ static class PruneCommand
         var macs = new Option<string?>("--macs") { Description = "MAC budget, e.g. 2.0G or 1500M: removes the globally least important units until met" };
         var uneven = new Option<bool>("--uneven-heads") { Description = "with --macs: let heads of one block keep different widths" };
         var criterion = new Option<string>("--criterion") { Description = "snp, l2, gm, random or reverse", DefaultValueFactory = _ => "snp" };
-        var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion: a float32 NCHW .npy, an IDX image file (e.g. Fashion-MNIST train, raw or .gz), or 'seeded' for synthetic inputs (structure benchmarks only)" };
+        var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion: a float32 NCHW .npy, a folder of JPEG/PNG images, an IDX image file (e.g. Fashion-MNIST train, raw or .gz), or 'seeded' for synthetic inputs (structure benchmarks only)" };
         var calibImages = new Option<int>("--calib-images") { Description = "calibration images to use", DefaultValueFactory = _ => 64 };
         var gamma = new Option<int>("--gamma") { Description = "singular components of Q·Kᵀ the SNP criterion preserves (default ⌈d/16⌉ per head)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random criterion", DefaultValueFactory = _ => 0 };
@@ -105,7 +105,18 @@ static class PruneCommand
             for (int i = 0; i < want; i++) SeededWeights.FillInput(x.AsSpan(i * c.ImageElements, c.ImageElements), (ulong)i);
             return (x, want);
         }
-        if (Directory.Exists(source)) throw new InputException("--calib", $"{source} is a folder; give a float32 NCHW .npy of preprocessed images or an IDX image file");
+        if (Directory.Exists(source))
+        {
+            // Every JPEG/PNG below the folder, in path order, preprocessed like evaluation images.
+            var files = Directory.GetFiles(source, "*", SearchOption.AllDirectories)
+                .Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png").Order(StringComparer.Ordinal).Take(want).ToArray();
+            if (files.Length == 0) throw new InputException("--calib", $"{source} holds no .jpg/.jpeg/.png images");
+            var images = new float[(long)files.Length * c.ImageElements];
+            for (int i = 0; i < files.Length; i++)
+                VitSparse.Runtime.Images.Preprocess.ToTensor(VitSparse.Runtime.Images.ImageFile.Decode(files[i]), c.ImageSize, c.CropPct, c.Mean, c.Std,
+                    images.AsSpan(i * c.ImageElements, c.ImageElements));
+            return (images, files.Length);
+        }
         if (!source.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             return VitSparse.Runtime.Data.IdxImages.ReadImages(source, c, want);
         var npy = Npy.Read(source);
