@@ -82,9 +82,7 @@ public static class CliApp
             {
                 if (pr.GetValue(output) == null) throw new InputException("--output", "needed with a .npy input: where the logits go");
                 var a = Npy.Read(inputs[0]);
-                if (a.Shape.Length != 4 || a.Shape[1] != c.InChannels || a.Shape[2] != c.ImageSize || a.Shape[3] != c.ImageSize || a.Shape[0] < 1)
-                    throw new InputException("--input", $"{inputs[0]} has shape ({string.Join(", ", a.Shape)}), model '{c.Name}' needs (batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize})");
-                (batch, x) = (a.Shape[0], a.Data);
+                (batch, x) = (a.RequireImages(c, "--input", inputs[0]), a.Data);
             }
             else
             {

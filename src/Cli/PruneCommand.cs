@@ -120,9 +120,7 @@ static class PruneCommand
         if (!source.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             return VitSparse.Runtime.Data.IdxImages.ReadImages(source, c, want);
         var npy = Npy.Read(source);
-        if (npy.Shape.Length != 4 || npy.Shape[1] != c.InChannels || npy.Shape[2] != c.ImageSize || npy.Shape[3] != c.ImageSize || npy.Shape[0] < 1)
-            throw new InputException("--calib", $"{source} has shape ({string.Join(", ", npy.Shape)}), the model needs (count, {c.InChannels}, {c.ImageSize}, {c.ImageSize})");
-        int count = Math.Min(want, npy.Shape[0]);
+        int count = Math.Min(want, npy.RequireImages(c, "--calib", source));
         return (npy.Data.AsSpan(0, count * c.ImageElements).ToArray(), count);
     }
 

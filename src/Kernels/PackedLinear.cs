@@ -39,8 +39,6 @@ public sealed class PackedLinear
         _packed = packed; _bias = bias;
     }
 
-    public long PackedBytes => (long)_packed.Length * sizeof(float);
-
     /// <summary>Packs W [n,k] row-major (PyTorch's Linear layout) and an optional bias [n].</summary>
     public static PackedLinear Pack(ReadOnlySpan<float> weight, int n, int k, ReadOnlySpan<float> bias, SimdWidth width = 0)
     {

@@ -116,9 +116,6 @@ public static class Isa
         Vector256.IsHardwareAccelerated ? SimdWidth.V256 :
         Vector128.IsHardwareAccelerated ? SimdWidth.V128 : SimdWidth.Scalar;
 
-    /// <summary>Floats per vector at <see cref="Best"/> (4 when only scalar code runs: Vector128 is then emulated).</summary>
-    public static int Lanes => LanesOf(Best);
-
     public static int LanesOf(SimdWidth w) => w switch { SimdWidth.V512 => 16, SimdWidth.V256 => 8, _ => 4 };
 
     public static string Describe() => Best switch

@@ -25,10 +25,4 @@ public sealed class OpTimings
 
     /// <summary>Mean milliseconds per inference spent in <paramref name="op"/>.</summary>
     public double MeanMs(Op op) => Runs == 0 ? 0 : _ticks[(int)op] * 1000.0 / Stopwatch.Frequency / Runs;
-
-    public void Reset()
-    {
-        Array.Clear(_ticks);
-        Runs = 0;
-    }
 }

@@ -119,11 +119,9 @@ public sealed class NpyImages : ILabelledImages
     {
         _x = Npy.Read(x);
         var labels = Npy.Read(y);
-        var s = _x.Shape;
-        if (s.Length != 4 || s[1] != config.InChannels || s[2] != config.ImageSize || s[3] != config.ImageSize)
-            throw new InputException("--npy", $"{x} has shape ({string.Join(", ", s)}), model '{config.Name}' needs (N, {config.InChannels}, {config.ImageSize}, {config.ImageSize})");
-        if (labels.Shape.Length != 1 || labels.Shape[0] != s[0])
-            throw new InputException("--npy", $"{y} has shape ({string.Join(", ", labels.Shape)}), expected ({s[0]},): one label per image");
+        int n = _x.RequireImages(config, "--npy", x);
+        if (labels.Shape.Length != 1 || labels.Shape[0] != n)
+            throw new InputException("--npy", $"{y} has shape ({string.Join(", ", labels.Shape)}), expected ({n},): one label per image");
         _y = new int[labels.Data.Length];
         for (int i = 0; i < _y.Length; i++)
         {
@@ -133,7 +131,7 @@ public sealed class NpyImages : ILabelledImages
             _y[i] = (int)v;
         }
         _per = config.ImageElements;
-        _count = Math.Min(limit, s[0]);
+        _count = Math.Min(limit, n);
         Description = $"{Path.GetFileName(x)} + {Path.GetFileName(y)}";
     }
 

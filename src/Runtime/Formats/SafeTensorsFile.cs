@@ -191,12 +191,6 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return dst;
     }
 
-    public ReadOnlySpan<byte> GetBytes(string name)
-    {
-        var t = Info(name);
-        return new ReadOnlySpan<byte>(_base + _dataStart + t.Begin, checked((int)(t.End - t.Begin)));
-    }
-
     public void Dispose()
     {
         if (_disposed) return;
