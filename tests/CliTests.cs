@@ -74,7 +74,9 @@ public class CliTests
         var (code, stdout, err) = Run("infer", "--weights", Fixtures.Path_("deit_fmnist.safetensors"), "--input", Fixtures.Path_("photo_fruits.png"), Fixtures.Path_("gradient.jpg"));
         Assert.True(code == 0, err);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(12, lines.Length);
+        Assert.Equal(13, lines.Length);
+        Assert.Equal("class names: model metadata", lines[0]);
+        lines = lines[1..];
         Assert.EndsWith("photo_fruits.png", lines[0]);
         Assert.EndsWith("gradient.jpg", lines[6]);
         var names = new[] { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot" };

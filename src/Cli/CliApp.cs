@@ -3,6 +3,7 @@ using System.Globalization;
 using VitSparse.Kernels;
 using VitSparse.Runtime;
 using VitSparse.Runtime.Formats;
+using VitSparse.Runtime.Images;
 using VitSparse.Runtime.Models;
 using VitSparse.Runtime.Text;
 
@@ -36,6 +37,23 @@ public static class CliApp
         DefaultValueFactory = _ => "refuse",
     };
 
+    internal static readonly Option<int> MaxImageSideOption = new("--max-image-side")
+    {
+        Description = "refuse JPEG/PNG images wider or taller than this many pixels, before decoding (decompression-bomb guard)",
+        DefaultValueFactory = _ => JpegDecoder.DefaultMaxSide,
+    };
+
+    internal static readonly Option<string?> ClassesOption = new("--classes")
+    {
+        Description = "class names file, one per line in output order (default: the model's metadata, else for 1000 classes Debian opencv-doc's ImageNet list)",
+    };
+
+    internal static int MaxImageSide(ParseResult pr)
+    {
+        int v = pr.GetValue(MaxImageSideOption);
+        return v >= 1 ? v : throw new InputException("--max-image-side", $"must be at least 1, got {v}");
+    }
+
     internal static int Guard(TextWriter stderr, Func<int> body)
     {
         try { return body(); }
@@ -65,7 +83,7 @@ public static class CliApp
         var threads = new Option<int>("--threads") { Description = "intra-op threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cmd = new Command("infer", "run a model on images (top-5 classes) or on a preprocessed batch (logits to .npy)")
         {
-            weights, input, output, ArchOption, threads, NonFiniteOption,
+            weights, input, output, ArchOption, threads, NonFiniteOption, ClassesOption, MaxImageSideOption,
         };
         cmd.SetAction(pr => Guard(stderr, () =>
         {
@@ -73,9 +91,12 @@ public static class CliApp
             if (t < 1) throw new InputException("--threads", $"must be at least 1, got {t}");
             var inputs = pr.GetValue(input) ?? [];
             if (inputs.Length == 0) throw new InputException("--input", "give a .npy file or image files");
+            int maxSide = MaxImageSide(pr);
             var model = VitModel.Load(pr.GetValue(weights)!, Options(pr, stderr));
             var c = model.Config;
             bool npy = inputs.Length == 1 && inputs[0].EndsWith(".npy", StringComparison.OrdinalIgnoreCase);
+            // Names are resolved before the work so a bad names file fails fast.
+            var (names, namesOrigin) = npy ? (null, "") : ClassNames.Resolve(pr.GetValue(weights)!, c.NumClasses, pr.GetValue(ClassesOption));
             int batch;
             float[] x;
             if (npy)
@@ -89,7 +110,7 @@ public static class CliApp
                 batch = inputs.Length;
                 x = new float[(long)batch * c.ImageElements];
                 for (int i = 0; i < batch; i++)
-                    VitSparse.Runtime.Images.Preprocess.ToTensor(VitSparse.Runtime.Images.ImageFile.Decode(inputs[i]), c.ImageSize, c.CropPct, c.Mean, c.Std, x.AsSpan(i * c.ImageElements, c.ImageElements));
+                    VitSparse.Runtime.Images.Preprocess.ToTensor(VitSparse.Runtime.Images.ImageFile.Decode(inputs[i], maxSide), c.ImageSize, c.CropPct, c.Mean, c.Std, x.AsSpan(i * c.ImageElements, c.ImageElements));
             }
             var logits = new float[(long)batch * c.NumClasses];
             using (var session = new InferenceSession(model, t))
@@ -106,9 +127,9 @@ public static class CliApp
                 Npy.Write(outPath, [batch, c.NumClasses], logits);
                 stdout.WriteLine($"wrote {batch}×{c.NumClasses} logits to {outPath}");
             }
-            if (!npy)
+            if (names != null)
             {
-                var names = ClassNames(pr.GetValue(weights)!, c.NumClasses);
+                stdout.WriteLine($"class names: {namesOrigin}");
                 for (int i = 0; i < batch; i++)
                 {
                     var row = logits.AsSpan(i * c.NumClasses, c.NumClasses).ToArray();
@@ -121,22 +142,6 @@ public static class CliApp
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>Class names from the model's "classes" metadata (a JSON list), else the indices.</summary>
-    internal static string[] ClassNames(string weights, int classes)
-    {
-        using var f = new SafeTensorsFile(weights);
-        if (f.Metadata.TryGetValue("classes", out var json))
-        {
-            try
-            {
-                var names = System.Text.Json.JsonSerializer.Deserialize(json, ClassNamesJson.Default.StringArray);
-                if (names != null && names.Length == classes) return names;
-            }
-            catch (System.Text.Json.JsonException) { }
-        }
-        return Enumerable.Range(0, classes).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
     }
 
     static Command InspectCommand(TextWriter stdout, TextWriter stderr)

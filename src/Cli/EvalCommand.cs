@@ -27,6 +27,7 @@ static class EvalCommand
         var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
         {
             weights, CliApp.ArchOption, idx, npy, data, labelsFile, skipBad, limit, batch, threads, json, CliApp.NonFiniteOption,
+            CliApp.ClassesOption, CliApp.MaxImageSideOption,
         };
         cmd.SetAction(pr => CliApp.Guard(stderr, () =>
         {
@@ -36,17 +37,19 @@ static class EvalCommand
             var npyFiles = pr.GetValue(npy) ?? [];
             if (new[] { idxFiles.Length > 0, npyFiles.Length > 0, pr.GetValue(data) != null }.Count(x => x) != 1)
                 throw new InputException("--idx", "give exactly one of --idx, --npy, --data");
+            int maxSide = CliApp.MaxImageSide(pr);
             var model = VitModel.Load(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
             FolderImages? folder = pr.GetValue(data) is { } dir
-                ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), pr.GetValue(limit), pr.GetValue(skipBad), stderr.WriteLine) : null;
+                ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), pr.GetValue(limit), pr.GetValue(skipBad), stderr.WriteLine, maxSide) : null;
+            // Class subfolders name the classes themselves unless a names file is given.
+            var names = folder != null && pr.GetValue(labelsFile) == null && pr.GetValue(CliApp.ClassesOption) == null
+                ? folder.Classes.Concat(ClassNames.Indices(model.Config.NumClasses).Skip(folder.Classes.Count)).ToArray()
+                : ClassNames.Resolve(pr.GetValue(weights)!, model.Config.NumClasses, pr.GetValue(CliApp.ClassesOption)).Names;
             using ILabelledImages set = folder != null ? folder
                 : idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, pr.GetValue(limit))
                 : new NpyImages(npyFiles[0], npyFiles[1], model.Config, pr.GetValue(limit));
             using var session = new InferenceSession(model, pr.GetValue(threads));
             var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, pr.GetValue(batch), report));
-            var names = folder != null && pr.GetValue(labelsFile) == null
-                ? folder.Classes.Concat(Enumerable.Range(folder.Classes.Count, model.Config.NumClasses - folder.Classes.Count).Select(i => $"{i}")).ToArray()
-                : CliApp.ClassNames(pr.GetValue(weights)!, model.Config.NumClasses);
             if (folder is { Skipped: > 0 }) stdout.WriteLine($"skipped {folder.Skipped} unreadable images");
             stdout.WriteLine($"{model.Config.Name} on {set.Description}: {r.Images} images, top-1 {r.Top1 * 100:0.00}%, top-5 {r.Top5 * 100:0.00}%, {r.ImagesPerSecond:0.0} images/s");
             stdout.WriteLine();
@@ -88,6 +91,3 @@ static class EvalCommand
         return cmd;
     }
 }
-
-[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
-internal partial class ClassNamesJson : System.Text.Json.Serialization.JsonSerializerContext;

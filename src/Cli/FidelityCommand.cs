@@ -12,7 +12,7 @@ static class FidelityCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var weights = new Option<string>("--weights") { Description = "model .safetensors", Required = true };
-        var calib = new Option<string?>("--calib") { Description = "calibration images: float32 NCHW .npy, or 'seeded' (synthetic)", Required = true };
+        var calib = new Option<string?>("--calib") { Description = "calibration images: float32 NCHW .npy, a folder of JPEG/PNG images, an IDX image file, or 'seeded' (synthetic)", Required = true };
         var calibImages = new Option<int>("--calib-images") { Description = "images to use", DefaultValueFactory = _ => 16 };
         var ratios = new Option<string>("--ratios") { Description = "Q/K fractions removed, comma-separated", DefaultValueFactory = _ => "0.25,0.5,0.75" };
         var criteria = new Option<string>("--criteria") { Description = "criteria to compare", DefaultValueFactory = _ => "snp,l2,gm,random,reverse" };
@@ -20,7 +20,7 @@ static class FidelityCommand
         var threads = new Option<int>("--threads") { Description = "threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cmd = new Command("fidelity", "compare pruning criteria by the cosine similarity of original and Q/K-pruned attention maps")
         {
-            weights, CliApp.ArchOption, calib, calibImages, ratios, criteria, gamma, threads, CliApp.NonFiniteOption,
+            weights, CliApp.ArchOption, calib, calibImages, ratios, criteria, gamma, threads, CliApp.NonFiniteOption, CliApp.MaxImageSideOption,
         };
         cmd.SetAction(pr => CliApp.Guard(stderr, () =>
         {
@@ -31,7 +31,7 @@ static class FidelityCommand
                 .Select(x => PruneCommand.ParseCriterion(x, "--criteria")).ToArray();
             if (r.Length == 0 || crits.Length == 0) throw new InputException("--ratios", "needs at least one ratio and one criterion");
             var dense = PruneCommand.LoadDense(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
-            var (images, count) = PruneCommand.Calibration(pr.GetValue(calib), pr.GetValue(calibImages), dense.Config);
+            var (images, count) = PruneCommand.Calibration(pr.GetValue(calib), pr.GetValue(calibImages), dense.Config, CliApp.MaxImageSide(pr));
             var rows = PruneCommand.WithProgress(stdout, $"attention maps on {count} images", report =>
                 AttentionFidelity.Measure(dense, images, count, r, crits, pr.GetValue(gamma), pr.GetValue(threads), progress: report));
             stdout.WriteLine($"mean cosine similarity of attention maps, {dense.Config.Name}, {count} images, every block's Q/K pairs pruned (layer-local, no fine-tuning):");

@@ -30,6 +30,7 @@ static class PruneCommand
         var cmd = new Command("prune", "prune a DeiT with SNP and write the compact ragged model")
         {
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
+            CliApp.ClassesOption, CliApp.MaxImageSideOption,
         };
         cmd.SetAction(pr => CliApp.Guard(stderr, () =>
         {
@@ -39,6 +40,10 @@ static class PruneCommand
             var options = CliApp.Options(pr, stderr);
             var dense = LoadDense(path, options);
             var c = dense.Config;
+            // The pruned file keeps the class names: from --classes, else the dense model's own metadata.
+            string[]? names = pr.GetValue(CliApp.ClassesOption) is { } namesFile ? ClassNames.FromFile(namesFile, c.NumClasses)
+                : path.StartsWith("seeded:", StringComparison.Ordinal) ? null
+                : ClassNamesOf(path, c.NumClasses);
 
             int chosen = new[] { pr.GetValue(target) != null, pr.GetValue(ratios) != null, pr.GetValue(macs) != null }.Count(x => x);
             if (chosen != 1) throw new InputException("--target", "give exactly one of --target, --ratios, --macs");
@@ -50,13 +55,13 @@ static class PruneCommand
             int used = 0;
             if (crit is Criterion.Snp or Criterion.ReverseSnp)
             {
-                var (images, count) = Calibration(pr.GetValue(calib), pr.GetValue(calibImages), c);
+                var (images, count) = Calibration(pr.GetValue(calib), pr.GetValue(calibImages), c, CliApp.MaxImageSide(pr));
                 used = count;
                 qk = WithProgress(stdout, $"calibrating on {count} images", (report) =>
                     Pruner.CalibrateSnp(dense, images, count, pr.GetValue(gamma), pr.GetValue(threads), report));
             }
             var (pruned, rep) = Pruner.Prune(dense, goal, crit, qk, used, pr.GetValue(gamma), pr.GetValue(seed));
-            VitModel.Save(pr.GetValue(output)!, pruned.Config, pruned);
+            VitModel.Save(pr.GetValue(output)!, pruned.Config, pruned, classNames: names);
             if (pr.GetValue(report) is { } rp) AtomicFile.Write(rp, s => { using var w = new StreamWriter(s); w.Write(rep.ToJson()); });
             stdout.Write(rep.ToMarkdown());
             stdout.WriteLine($"wrote {pr.GetValue(output)}");
@@ -83,6 +88,12 @@ static class PruneCommand
         return DenseTensors.From(new SafeTensorsSource(file), VitModel.ReadConfig(file, options.Arch));
     }
 
+    static string[]? ClassNamesOf(string path, int classes)
+    {
+        using var file = new SafeTensorsFile(path);
+        return ClassNames.FromMetadata(file, classes);
+    }
+
     internal static string ReadText(string path) => File.Exists(path) ? File.ReadAllText(path) : throw new FileFormatException(path, "file not found");
 
     internal static long ParseMacs(string text)
@@ -95,7 +106,7 @@ static class PruneCommand
         return (long)(v * scale);
     }
 
-    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c)
+    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, int maxImageSide = VitSparse.Runtime.Images.JpegDecoder.DefaultMaxSide)
     {
         if (want < 1) throw new InputException("--calib-images", $"must be at least 1, got {want}");
         if (source == null) throw new InputException("--calib", "the SNP criterion needs calibration images: --calib images.npy (or --calib seeded for a structure-only run)");
@@ -113,7 +124,7 @@ static class PruneCommand
             if (files.Length == 0) throw new InputException("--calib", $"{source} holds no .jpg/.jpeg/.png images");
             var images = new float[(long)files.Length * c.ImageElements];
             for (int i = 0; i < files.Length; i++)
-                VitSparse.Runtime.Images.Preprocess.ToTensor(VitSparse.Runtime.Images.ImageFile.Decode(files[i]), c.ImageSize, c.CropPct, c.Mean, c.Std,
+                VitSparse.Runtime.Images.Preprocess.ToTensor(VitSparse.Runtime.Images.ImageFile.Decode(files[i], maxImageSide), c.ImageSize, c.CropPct, c.Mean, c.Std,
                     images.AsSpan(i * c.ImageElements, c.ImageElements));
             return (images, files.Length);
         }

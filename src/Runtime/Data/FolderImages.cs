@@ -15,6 +15,7 @@ public sealed class FolderImages : ILabelledImages
     readonly List<(string Path, int Label)> _items = [];
     readonly VitConfig _config;
     readonly bool _skipBad;
+    readonly int _maxSide;
     readonly Action<string>? _log;
     int _next;
 
@@ -23,12 +24,14 @@ public sealed class FolderImages : ILabelledImages
     public IReadOnlyList<string> Classes { get; }
     public int Skipped { get; private set; }
 
-    public FolderImages(string dir, VitConfig config, string? labelsFile = null, int limit = int.MaxValue, bool skipBad = false, Action<string>? log = null)
+    public FolderImages(string dir, VitConfig config, string? labelsFile = null, int limit = int.MaxValue, bool skipBad = false, Action<string>? log = null,
+        int maxImageSide = JpegDecoder.DefaultMaxSide)
     {
         if (!Directory.Exists(dir)) throw new InputException("--data", $"{dir} is not a folder");
         _config = config;
         _skipBad = skipBad;
         _log = log;
+        _maxSide = maxImageSide;
         Description = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir));
         if (labelsFile != null)
         {
@@ -67,7 +70,7 @@ public sealed class FolderImages : ILabelledImages
             var (path, label) = _items[_next++];
             try
             {
-                Preprocess.ToTensor(ImageFile.Decode(path), _config.ImageSize, _config.CropPct, _config.Mean, _config.Std, images.Slice(n * per, per));
+                Preprocess.ToTensor(ImageFile.Decode(path, _maxSide), _config.ImageSize, _config.CropPct, _config.Mean, _config.Std, images.Slice(n * per, per));
             }
             catch (VitSparseException e) when (_skipBad)
             {

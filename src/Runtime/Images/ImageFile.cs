@@ -3,13 +3,17 @@ namespace VitSparse.Runtime.Images;
 /// <summary>Image files and camera buffers to <see cref="DecodedImage"/>.</summary>
 public static class ImageFile
 {
-    /// <summary>Decodes a JPEG or PNG by its signature (not its extension).</summary>
-    public static DecodedImage Decode(string path)
+    /// <summary>
+    /// Decodes a JPEG or PNG by its signature (not its extension). Images wider or taller than
+    /// <paramref name="maxSide"/> are refused before any pixel memory is allocated (decompression bombs).
+    /// </summary>
+    public static DecodedImage Decode(string path, int maxSide = JpegDecoder.DefaultMaxSide)
     {
+        if (maxSide < 1) throw new InputException(nameof(maxSide), $"must be at least 1, got {maxSide}");
         if (!File.Exists(path)) throw new FileFormatException(path, "file not found");
         var bytes = File.ReadAllBytes(path);
-        if (bytes.Length >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) return JpegDecoder.Decode(bytes, path);
-        if (bytes.Length >= 8 && bytes[0] == 0x89 && bytes[1] == (byte)'P') return PngDecoder.Decode(bytes, path);
+        if (bytes.Length >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) return JpegDecoder.Decode(bytes, path, maxSide);
+        if (bytes.Length >= 8 && bytes[0] == 0x89 && bytes[1] == (byte)'P') return PngDecoder.Decode(bytes, path, maxSide);
         throw new FileFormatException(path, "not a JPEG or PNG image");
     }
 

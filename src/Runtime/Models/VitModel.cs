@@ -125,16 +125,23 @@ public sealed class VitModel
         return VitLayout.Infer(new SafeTensorsSource(file), arch == null ? null : Architectures.Get(arch));
     }
 
-    /// <summary>Writes the model's config and the given tensors as our compact safetensors.</summary>
-    public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32)
+    /// <summary>
+    /// Writes the model's config and the given tensors as our compact safetensors, with the class names
+    /// (one per output) when given, so a pruned model still prints them.
+    /// </summary>
+    public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32, string[]? classNames = null)
     {
+        if (classNames != null && classNames.Length != config.NumClasses)
+            throw new InputException(nameof(classNames), $"{classNames.Length} names for a model with {config.NumClasses} classes");
         var tensors = VitLayout.ExpectedShapes(config.Validate())
             .Select(kv => new TensorToWrite(kv.Key, kv.Value, src.Floats(kv.Key).ToArray(), dtype)).ToList();
-        SafeTensorsWriter.Write(path, tensors, new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             [VitConfig.MetadataKey] = config.ToJson(),
             ["format"] = "pt",
             ["producer"] = "vitsparse",
-        });
+        };
+        if (classNames != null) metadata[ClassNames.MetadataKey] = ClassNames.ToJson(classNames);
+        SafeTensorsWriter.Write(path, tensors, metadata);
     }
 }

@@ -1,0 +1,71 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using VitSparse.Runtime.Formats;
+
+namespace VitSparse.Runtime.Models;
+
+/// <summary>
+/// Human-readable class names for a model's outputs. They come, first match wins, from an explicit names
+/// file, the model's "classes" metadata (a JSON list), the ImageNet-1k list Debian's opencv-doc ships (for
+/// 1000-class models only), or else the class indices.
+/// </summary>
+public static class ClassNames
+{
+    public const string MetadataKey = "classes";
+
+    /// <summary>Where Debian's opencv-doc installs the ILSVRC2012 names, in the order timm's 1000 outputs use.</summary>
+    public const string DebianImageNetList = "/usr/share/doc/opencv-doc/examples/data/dnn/classification_classes_ILSVRC2012.txt";
+
+    /// <summary>
+    /// A names file: one class per line, in output order. WordNet-style lines ("tench, Tinca tinca") keep
+    /// their first name, which is what the 1000 ImageNet lines all start with.
+    /// </summary>
+    public static string[] FromFile(string path, int classes)
+    {
+        if (!File.Exists(path)) throw new FileFormatException(path, "class names file not found");
+        var lines = File.ReadAllLines(path);
+        int count = lines.Length;
+        while (count > 0 && string.IsNullOrWhiteSpace(lines[count - 1])) count--;
+        if (count != classes) throw new FileFormatException(path, $"has {count} class names, the model {classes} classes");
+        var names = new string[count];
+        for (int i = 0; i < count; i++)
+        {
+            int comma = lines[i].IndexOf(',');
+            names[i] = (comma < 0 ? lines[i] : lines[i][..comma]).Trim();
+            if (names[i].Length == 0) throw new FileFormatException(path, $"line {i + 1} is empty; every class needs a name");
+        }
+        return names;
+    }
+
+    /// <summary>The "classes" metadata of a safetensors file, if present and of the right length.</summary>
+    public static string[]? FromMetadata(SafeTensorsFile file, int classes)
+    {
+        if (!file.Metadata.TryGetValue(MetadataKey, out var json)) return null;
+        string[]? names;
+        try { names = JsonSerializer.Deserialize(json, ClassNamesJson.Default.StringArray); }
+        catch (JsonException e) { throw new FileFormatException(file.Path, $"metadata '{MetadataKey}' is not a JSON list of strings: {e.Message}"); }
+        if (names == null || names.Length != classes || names.Any(n => n == null))
+            throw new FileFormatException(file.Path, $"metadata '{MetadataKey}' must list {classes} names, one per class");
+        return names;
+    }
+
+    /// <summary>Names for a model file's outputs and where they came from (for the user to see).</summary>
+    public static (string[] Names, string Origin) Resolve(string weights, int classes, string? namesFile = null,
+        string imageNetList = DebianImageNetList)
+    {
+        if (namesFile != null) return (FromFile(namesFile, classes), namesFile);
+        using (var f = new SafeTensorsFile(weights))
+            if (FromMetadata(f, classes) is { } fromModel) return (fromModel, "model metadata");
+        if (classes == 1000 && File.Exists(imageNetList)) return (FromFile(imageNetList, classes), imageNetList);
+        return (Indices(classes), "class indices");
+    }
+
+    public static string[] Indices(int classes) =>
+        Enumerable.Range(0, classes).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
+
+    public static string ToJson(string[] names) => JsonSerializer.Serialize(names, ClassNamesJson.Default.StringArray);
+}
+
+[JsonSerializable(typeof(string[]))]
+internal partial class ClassNamesJson : JsonSerializerContext;
