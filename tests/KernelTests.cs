@@ -15,7 +15,7 @@ public class KernelTests
     public static TheoryData<SimdWidth, int, int, int> GemmShapes()
     {
         var d = new TheoryData<SimdWidth, int, int, int>();
-        var shapes = new (int M, int N, int K)[] { (1, 1, 1), (1, 1000, 384), (7, 13, 5), (197, 150, 307), (197, 307, 1228), (6, 33, 64), (5, 17, 1), (13, 1537, 3), (2, 31, 1537), (37, 78, 25) };
+        var shapes = new (int M, int N, int K)[] { (1, 1, 1), (1, 1000, 384), (7, 13, 5), (197, 150, 307), (197, 307, 1228), (6, 33, 64), (5, 17, 1), (13, 1537, 3), (2, 31, 1537), (37, 78, 25), (300, 700, 600) };
         foreach (var w in Widths)
             foreach (var (m, n, k) in shapes) d.Add(w, m, n, k);
         return d;
@@ -58,6 +58,24 @@ public class KernelTests
         var expected = acc.Select((a, i) => a + reference[i]).ToArray();
         packed.Forward(x, m, k, acc, n, Epilogue.BiasAccumulate, ThreadTeam.Single);
         for (int i = 0; i < acc.Length; i++) Close(expected[i], acc[i], tol, $"accumulate [{i / n},{i % n}]");
+    }
+
+    /// <summary>Several K blocks and row groups, items chunked K-block-outer: the same bits for any team size.</summary>
+    [Theory, MemberData(nameof(WidthData))]
+    public void Linear_is_bit_identical_for_any_thread_count(SimdWidth width)
+    {
+        const int m = 300, n = 700, k = 3072;
+        var x = Fixtures.Random(m * k, 5);
+        var packed = PackedLinear.Pack(Fixtures.Random(n * k, 6, 0.02f), n, k, Fixtures.Random(n, 7), width);
+        var one = new float[m * n];
+        packed.Forward(x, m, k, one, n, Epilogue.BiasGelu, ThreadTeam.Single);
+        foreach (int threads in new[] { 2, 3, 5 })
+        {
+            var y = new float[m * n];
+            using var team = new ThreadTeam(threads);
+            packed.Forward(x, m, k, y, n, Epilogue.BiasGelu, team);
+            Assert.True(one.AsSpan().SequenceEqual(y), $"{threads} threads differ from 1");
+        }
     }
 
     [Fact]

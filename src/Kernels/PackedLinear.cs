@@ -96,6 +96,8 @@ public sealed class PackedLinear
     const int Kc = 256;
     /// <summary>Row tiles that share one pass over a panel; their partial sums live in worker scratch.</summary>
     const int GroupTiles = 40;
+    /// <summary>Partial sums a worker keeps for a K-block-outer chunk of items (256 KB): with X's block, well inside L2.</summary>
+    const int ChunkFloats = 64 * 1024;
 
     /// <summary>One work item = one panel × one group of row tiles; items are panel-major so a worker keeps its panel hot.</summary>
     unsafe readonly struct Body(PackedLinear w, float* x, int m, int ldx, float* y, int ldy, Epilogue ep, int rowTiles, int groups, int groupTiles, ThreadTeam team) : IRangeBody
@@ -113,40 +115,59 @@ public sealed class PackedLinear
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Loop<TOps, TV>(int start, int end, int worker) where TOps : struct, IVec<TV> where TV : struct
         {
-            int nr = w.Nr, k = w.K, tileFloats = MicroKernel.Mr * nr;
+            int nr = w.Nr, k = w.K, tileFloats = MicroKernel.Mr * nr, itemFloats = groupTiles * tileFloats;
             // Equal K blocks of at most Kc: K = 307 runs as 154 + 153, not 256 + 51.
             int kBlocks = (k + Kc - 1) / Kc, kBlock = (k + kBlocks - 1) / kBlocks;
+            // With several K blocks, a chunk of items goes K-block-outer: one block of X's rows (≤ Kc columns)
+            // serves every panel of the chunk while it is in L2, instead of all of X (2.4 MB for K = 3072)
+            // being re-read from L3 for each panel. The chunk's partial sums wait in worker scratch.
+            int chunk = kBlocks == 1 ? 1 : Math.Clamp(ChunkFloats / itemFloats, 1, end - start);
             ref float packed = ref MemoryMarshal.GetArrayDataReference(w._packed);
             ref float bias = ref MemoryMarshal.GetArrayDataReference(w._bias);
-            fixed (float* acc = team.Scratch(worker, groupTiles * tileFloats))
+            fixed (float* acc = team.Scratch(worker, chunk * itemFloats))
             {
-                for (int item = start; item < end; item++)
+                for (int c0 = start; c0 < end; c0 += chunk)
                 {
-                    int p = item / groups, g = item % groups;
-                    int t0 = g * groupTiles, t1 = Math.Min(rowTiles, t0 + groupTiles);
-                    int n0 = p * nr, cols = Math.Min(nr, w.N - n0);
-                    ref float panel = ref Unsafe.Add(ref packed, (nint)p * k * nr);
+                    int c1 = Math.Min(end, c0 + chunk);
                     for (int k0 = 0; k0 < k; k0 += kBlock)
                     {
                         int kc = Math.Min(kBlock, k - k0);
-                        // The weights stream from memory exactly once; fetch the next block while this one is
-                        // being used by every row tile, instead of stalling on it when its turn comes.
-                        float* next = k0 + kBlock < k ? (float*)Unsafe.AsPointer(ref Unsafe.Add(ref panel, (nint)(k0 + kBlock) * nr))
-                            : item + 1 < end ? (float*)Unsafe.AsPointer(ref Unsafe.Add(ref packed, (nint)((item + 1) / groups) * k * nr)) : null;
-                        int nextLines = next == null ? 0 : Math.Min(kBlock, k0 + kBlock < k ? k - k0 - kBlock : k) * nr / 16;
-                        int perTile = (nextLines + (t1 - t0) - 1) / (t1 - t0);
-                        for (int t = t0; t < t1; t++)
+                        for (int item = c0; item < c1; item++)
                         {
-                            if (next != null) Prefetch.Lines(next + (long)(t - t0) * perTile * 16, Math.Min(perTile, nextLines - (t - t0) * perTile));
-                            int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
-                            MicroKernel.Run<TOps, TV>(rows, ref *(x + (long)m0 * ldx + k0), ldx, ref Unsafe.Add(ref panel, (nint)k0 * nr), kc,
-                                ref *(acc + (t - t0) * tileFloats), accumulate: k0 > 0);
+                            int p = item / groups, g = item % groups;
+                            int t0 = g * groupTiles, t1 = Math.Min(rowTiles, t0 + groupTiles);
+                            ref float block = ref Unsafe.Add(ref packed, ((nint)p * k + k0) * nr);
+                            // The weights stream from memory exactly once; fetch the block used next while this
+                            // one serves every row tile, instead of stalling on it when its turn comes.
+                            var (nextItem, nextK) = item + 1 < c1 ? (item + 1, k0) : k0 + kBlock < k ? (c0, k0 + kBlock) : (c1, 0);
+                            int nextLines = 0;
+                            float* next = null;
+                            if (nextItem < end)
+                            {
+                                nextLines = Math.Min(kBlock, k - nextK) * nr / 16;
+                                next = (float*)Unsafe.AsPointer(ref Unsafe.Add(ref packed, ((nint)(nextItem / groups) * k + nextK) * nr));
+                            }
+                            int perTile = (nextLines + (t1 - t0) - 1) / (t1 - t0);
+                            float* itemAcc = acc + (item - c0) * itemFloats;
+                            for (int t = t0; t < t1; t++)
+                            {
+                                if (nextLines > 0) Prefetch.Lines(next + (long)(t - t0) * perTile * 16, Math.Min(perTile, nextLines - (t - t0) * perTile));
+                                int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
+                                MicroKernel.Run<TOps, TV>(rows, ref *(x + (long)m0 * ldx + k0), ldx, ref block, kc,
+                                    ref *(itemAcc + (t - t0) * tileFloats), accumulate: k0 > 0);
+                            }
                         }
                     }
-                    for (int t = t0; t < t1; t++)
+                    for (int item = c0; item < c1; item++)
                     {
-                        int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
-                        Finish<TOps, TV>(acc + (t - t0) * tileFloats, rows, ref Unsafe.Add(ref bias, n0), y + (long)m0 * ldy + n0, cols);
+                        int p = item / groups, g = item % groups;
+                        int t0 = g * groupTiles, t1 = Math.Min(rowTiles, t0 + groupTiles);
+                        int n0 = p * nr, cols = Math.Min(nr, w.N - n0);
+                        for (int t = t0; t < t1; t++)
+                        {
+                            int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
+                            Finish<TOps, TV>(acc + (item - c0) * itemFloats + (t - t0) * tileFloats, rows, ref Unsafe.Add(ref bias, n0), y + (long)m0 * ldy + n0, cols);
+                        }
                     }
                 }
             }
