@@ -54,8 +54,8 @@ public class FashionMnistTests
         labels.Read(10_000, truth);
         double torchTop1 = Enumerable.Range(0, 10_000).Count(i => (int)torch[i] == truth[i]) / 10_000.0;
         Assert.True(Math.Abs(r.Top1 - torchTop1) <= 0.001, $"VitSparse {r.Top1:P2} vs PyTorch {torchTop1:P2}");
-        // The committed model (5 epochs, tools/fmnist/train_log.txt) reaches 85.1 %; the issue's 88 % needs a longer run.
-        Assert.True(r.Top1 >= 0.85, $"top-1 {r.Top1:P2}");
+        // The committed model (12 epochs, tools/fmnist/train_log.txt) reaches 89.7 %; issue 5 asks for ≥ 88 %.
+        Assert.True(r.Top1 >= 0.88, $"top-1 {r.Top1:P2}");
     }
 
     [Fact]
@@ -64,13 +64,19 @@ public class FashionMnistTests
         RequireDataset();
         var (code, stdout, err) = Fixtures.Cli("eval", "--weights", Fixtures.Path_("deit_fmnist.safetensors"), "--idx", Images, Labels, "--limit", "500");
         Assert.True(code == 0, err);
-        Assert.Contains("500 images, top-1 8", stdout);
+        var top1 = System.Text.RegularExpressions.Regex.Match(stdout, @"500 images, top-1 (\d+\.\d\d)%");
+        Assert.True(top1.Success, stdout);
+        Assert.InRange(double.Parse(top1.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 85, 100);
         Assert.Contains("Shirt", stdout); // class names from the model's metadata, in the confusion summary
     }
 
-    /// <summary>Without fine-tuning, at half of every head's Q/K pairs removed, SNP must do at least as well as L2 and random.</summary>
+    /// <summary>
+    /// Without fine-tuning, at half of every head's Q/K pairs removed: a criterion's choice must matter. SNP and
+    /// L2 stay within half a point of the dense model (89.64 % and 89.54 % against 89.72 %), random pairs lose
+    /// over two points and SNP's reverse ranking most of the accuracy.
+    /// </summary>
     [Fact]
-    public void Snp_beats_l2_and_random_at_half_the_qk_pairs()
+    public void Informed_criteria_keep_accuracy_where_random_and_reverse_pairs_lose_it()
     {
         RequireDataset();
         DenseTensors dense;
@@ -84,7 +90,11 @@ public class FashionMnistTests
             var (pruned, _) = Pruner.Prune(dense, half, c, qk, count);
             return Evaluate(pruned, pruned.Config).Top1;
         }
-        double snp = Top1(Criterion.Snp), l2 = Top1(Criterion.L2), random = Top1(Criterion.Random);
-        Assert.True(snp >= l2 && snp >= random, $"top-1 at 50% Q/K removed: SNP {snp:P2}, L2 {l2:P2}, random {random:P2}");
+        double full = Evaluate(dense, dense.Config).Top1;
+        double snp = Top1(Criterion.Snp), l2 = Top1(Criterion.L2), random = Top1(Criterion.Random), reverse = Top1(Criterion.ReverseSnp);
+        string all = $"top-1 at 50% Q/K removed: dense {full:P2}, SNP {snp:P2}, L2 {l2:P2}, random {random:P2}, reverse {reverse:P2}";
+        Assert.True(full - snp <= 0.005 && full - l2 <= 0.005, all);
+        Assert.True(snp - random >= 0.02, all);
+        Assert.True(random - reverse >= 0.2, all);
     }
 }

@@ -78,6 +78,38 @@ public class KernelTests
         }
     }
 
+    /// <summary>The shared single-thread team is used from many threads at once (e.g. by Parallel.For bodies).</summary>
+    [Fact]
+    public void Single_team_is_safe_to_share_between_threads()
+    {
+        const int m = 197, n = 192, k = 1536, calls = 8;
+        var packed = PackedLinear.Pack(Fixtures.Random(n * k, 3, 0.03f), n, k, Fixtures.Random(n, 4));
+        var inputs = Enumerable.Range(0, calls).Select(i => Fixtures.Random(m * k, 100 + i)).ToArray();
+        var alone = inputs.Select(x => { var y = new float[m * n]; packed.Forward(x, m, k, y, n, Epilogue.Bias, ThreadTeam.Single); return y; }).ToArray();
+        int overlap = 0;
+        for (int round = 0; round < 5; round++)
+        {
+            var shared = new float[calls][];
+            // Own threads released together (Parallel.For inside a test may run its bodies one at a time).
+            int active = 0;
+            using var go = new Barrier(calls);
+            var threads = Enumerable.Range(0, calls).Select(i => new Thread(() =>
+            {
+                var y = new float[m * n];
+                go.SignalAndWait();
+                int now = Interlocked.Increment(ref active);
+                lock (inputs) overlap = Math.Max(overlap, now);
+                packed.Forward(inputs[i], m, k, y, n, Epilogue.Bias, ThreadTeam.Single);
+                Interlocked.Decrement(ref active);
+                shared[i] = y;
+            })).ToArray();
+            foreach (var t in threads) t.Start();
+            foreach (var t in threads) t.Join();
+            for (int i = 0; i < calls; i++) Assert.True(alone[i].AsSpan().SequenceEqual(shared[i]), $"round {round}, call {i} differs when run concurrently");
+        }
+        Assert.True(overlap >= 2, $"calls never overlapped ({overlap})");
+    }
+
     [Fact]
     public void Linear_honours_row_strides_and_leaves_other_columns_alone()
     {

@@ -13,7 +13,8 @@ public interface IRangeBody
 /// items into one contiguous chunk per worker by index alone, and every output element is produced by one
 /// item, so results never depend on the thread count or on timing. Workers spin briefly between calls
 /// (a ViT issues ~100 short parallel ops per image, too short to pay for waking threads each time), then
-/// sleep. Steady-state calls do not allocate. One call at a time per team: give each session its own.
+/// sleep. Steady-state calls do not allocate. One call at a time per team with more than one thread: give
+/// each session its own. <see cref="Single"/> runs everything on the calling thread and may be shared.
 /// </summary>
 public sealed class ThreadTeam : IDisposable
 {
@@ -53,12 +54,22 @@ public sealed class ThreadTeam : IDisposable
 
     readonly float[][] _scratch;
 
+    /// <summary>Worker 0 is whichever thread calls <see cref="For"/>, so its scratch belongs to that thread.</summary>
+    [ThreadStatic] static float[]? t_callerScratch;
+
     /// <summary>
     /// Worker-private scratch of at least <paramref name="length"/> floats, kept between calls (grown, never
-    /// shrunk). Only worker <paramref name="worker"/> of the running call may use it.
+    /// shrunk). Only worker <paramref name="worker"/> of the running call may use it. The calling thread's
+    /// scratch is per thread, not per team, so the shared <see cref="Single"/> may run on many threads at once.
     /// </summary>
     internal float[] Scratch(int worker, int length)
     {
+        if (worker == 0)
+        {
+            var own = t_callerScratch;
+            if (own == null || own.Length < length) t_callerScratch = own = new float[length];
+            return own;
+        }
         var s = _scratch[worker];
         if (s == null || s.Length < length) _scratch[worker] = s = new float[length];
         return s;
