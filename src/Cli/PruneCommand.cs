@@ -41,9 +41,7 @@ static class PruneCommand
             var dense = LoadDense(path, options);
             var c = dense.Config;
             // The pruned file keeps the class names: from --classes, else the dense model's own metadata.
-            string[]? names = pr.GetValue(CliApp.ClassesOption) is { } namesFile ? ClassNames.FromFile(namesFile, c.NumClasses)
-                : path.StartsWith("seeded:", StringComparison.Ordinal) ? null
-                : ClassNamesOf(path, c.NumClasses);
+            string[]? names = pr.GetValue(CliApp.ClassesOption) is { } namesFile ? ClassNames.FromFile(namesFile, c.NumClasses) : ClassNamesOf(path, c.NumClasses);
 
             int chosen = new[] { pr.GetValue(target) != null, pr.GetValue(ratios) != null, pr.GetValue(macs) != null }.Count(x => x);
             if (chosen != 1) throw new InputException("--target", "give exactly one of --target, --ratios, --macs");
@@ -90,6 +88,7 @@ static class PruneCommand
 
     static string[]? ClassNamesOf(string path, int classes)
     {
+        if (path.StartsWith("seeded:", StringComparison.Ordinal)) return null;
         using var file = new SafeTensorsFile(path);
         return ClassNames.FromMetadata(file, classes);
     }
