@@ -110,7 +110,7 @@ public static class CliApp
                 batch = inputs.Length;
                 x = new float[(long)batch * c.ImageElements];
                 for (int i = 0; i < batch; i++)
-                    Preprocess.ToTensor(ImageFile.Decode(inputs[i], maxSide), c.ImageSize, c.CropPct, c.Mean, c.Std, x.AsSpan(i * c.ImageElements, c.ImageElements));
+                    Preprocess.ToTensor(ImageFile.Decode(inputs[i], maxSide), c, x.AsSpan(i * c.ImageElements, c.ImageElements));
             }
             var logits = new float[(long)batch * c.NumClasses];
             using (var session = new InferenceSession(model, t))

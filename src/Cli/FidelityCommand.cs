@@ -30,7 +30,7 @@ static class FidelityCommand
             var crits = pr.GetValue(criteria)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(x => PruneCommand.ParseCriterion(x, "--criteria")).ToArray();
             if (r.Length == 0 || crits.Length == 0) throw new InputException("--ratios", "needs at least one ratio and one criterion");
-            var dense = PruneCommand.LoadDense(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
+            var (dense, _) = PruneCommand.LoadDense(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
             var (images, count) = PruneCommand.Calibration(pr.GetValue(calib), pr.GetValue(calibImages), dense.Config, CliApp.MaxImageSide(pr));
             var rows = PruneCommand.WithProgress(stdout, $"attention maps on {count} images", report =>
                 AttentionFidelity.Measure(dense, images, count, r, crits, pr.GetValue(gamma), pr.GetValue(threads), progress: report));

@@ -4,6 +4,7 @@ using Spectre.Console;
 using VitSparse.Pruning;
 using VitSparse.Runtime;
 using VitSparse.Runtime.Formats;
+using VitSparse.Runtime.Images;
 using VitSparse.Runtime.Models;
 
 namespace VitSparse.Cli;
@@ -38,10 +39,11 @@ static class PruneCommand
             var crit = ParseCriterion(pr.GetValue(criterion)!, "--criterion");
             string path = pr.GetValue(weights)!;
             var options = CliApp.Options(pr, stderr);
-            var dense = LoadDense(path, options);
-            var c = dense.Config;
             // The pruned file keeps the class names: from --classes, else the dense model's own metadata.
-            string[]? names = pr.GetValue(CliApp.ClassesOption) is { } namesFile ? ClassNames.FromFile(namesFile, c.NumClasses) : ClassNamesOf(path, c.NumClasses);
+            string? namesFile = pr.GetValue(CliApp.ClassesOption);
+            var (dense, namesInModel) = LoadDense(path, options, classNames: namesFile == null);
+            var c = dense.Config;
+            string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
 
             int chosen = new[] { pr.GetValue(target) != null, pr.GetValue(ratios) != null, pr.GetValue(macs) != null }.Count(x => x);
             if (chosen != 1) throw new InputException("--target", "give exactly one of --target, --ratios, --macs");
@@ -74,23 +76,20 @@ static class PruneCommand
         var other => throw new InputException(option, $"'{other}' is not one of snp, l2, gm, random, reverse"),
     };
 
-    /// <summary>A checkpoint, or "seeded:ARCH" for the synthetic weights bench uses (structure and speed studies).</summary>
-    internal static DenseTensors LoadDense(string path, LoadOptions options)
+    /// <summary>
+    /// A checkpoint (with the class names in its metadata when asked), or "seeded:ARCH" for the synthetic weights
+    /// bench uses (structure and speed studies; no names).
+    /// </summary>
+    internal static (DenseTensors Dense, string[]? ClassNames) LoadDense(string path, LoadOptions options, bool classNames = false)
     {
         if (path.StartsWith("seeded:", StringComparison.Ordinal))
         {
             var config = Architectures.Get(path["seeded:".Length..]);
-            return DenseTensors.From(new SeededWeights(config), config);
+            return (DenseTensors.From(new SeededWeights(config), config), null);
         }
         using var file = new SafeTensorsFile(path);
-        return DenseTensors.From(new SafeTensorsSource(file), VitModel.ReadConfig(file, options.Arch));
-    }
-
-    static string[]? ClassNamesOf(string path, int classes)
-    {
-        if (path.StartsWith("seeded:", StringComparison.Ordinal)) return null;
-        using var file = new SafeTensorsFile(path);
-        return ClassNames.FromMetadata(file, classes);
+        var dense = DenseTensors.From(new SafeTensorsSource(file), VitModel.ReadConfig(file, options.Arch));
+        return (dense, classNames ? ClassNames.FromMetadata(file, dense.Config.NumClasses) : null);
     }
 
     internal static string ReadText(string path) => File.Exists(path) ? File.ReadAllText(path) : throw new FileFormatException(path, "file not found");
@@ -105,7 +104,7 @@ static class PruneCommand
         return (long)(v * scale);
     }
 
-    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, int maxImageSide = VitSparse.Runtime.Images.JpegDecoder.DefaultMaxSide)
+    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, int maxImageSide = JpegDecoder.DefaultMaxSide)
     {
         if (want < 1) throw new InputException("--calib-images", $"must be at least 1, got {want}");
         if (source == null) throw new InputException("--calib", "the SNP criterion needs calibration images: --calib images.npy (or --calib seeded for a structure-only run)");
@@ -123,8 +122,7 @@ static class PruneCommand
             if (files.Length == 0) throw new InputException("--calib", $"{source} holds no .jpg/.jpeg/.png images");
             var images = new float[(long)files.Length * c.ImageElements];
             for (int i = 0; i < files.Length; i++)
-                VitSparse.Runtime.Images.Preprocess.ToTensor(VitSparse.Runtime.Images.ImageFile.Decode(files[i], maxImageSide), c.ImageSize, c.CropPct, c.Mean, c.Std,
-                    images.AsSpan(i * c.ImageElements, c.ImageElements));
+                Preprocess.ToTensor(ImageFile.Decode(files[i], maxImageSide), c, images.AsSpan(i * c.ImageElements, c.ImageElements));
             return (images, files.Length);
         }
         if (!source.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))

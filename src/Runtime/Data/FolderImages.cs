@@ -70,7 +70,7 @@ public sealed class FolderImages : ILabelledImages
             var (path, label) = _items[_next++];
             try
             {
-                Preprocess.ToTensor(ImageFile.Decode(path, _maxSide), _config.ImageSize, _config.CropPct, _config.Mean, _config.Std, images.Slice(n * per, per));
+                Preprocess.ToTensor(ImageFile.Decode(path, _maxSide), _config, images.Slice(n * per, per));
             }
             catch (VitSparseException e) when (_skipBad)
             {

@@ -1,3 +1,5 @@
+using VitSparse.Runtime.Models;
+
 namespace VitSparse.Runtime.Images;
 
 /// <summary>
@@ -10,6 +12,10 @@ namespace VitSparse.Runtime.Images;
 public static class Preprocess
 {
     const int PrecisionBits = 32 - 8 - 2;
+
+    /// <summary>RGB (or gray) 8-bit image → one CHW input of the model (its size, crop_pct, mean and std).</summary>
+    public static void ToTensor(DecodedImage img, VitConfig model, Span<float> chw) =>
+        ToTensor(img, model.ImageSize, model.CropPct, model.Mean, model.Std, chw);
 
     /// <summary>RGB (or gray) 8-bit image → CHW floats for a model of the given size/crop/mean/std.</summary>
     public static void ToTensor(DecodedImage img, int size, float cropPct, ReadOnlySpan<float> mean, ReadOnlySpan<float> std, Span<float> chw)
