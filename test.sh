@@ -4,7 +4,10 @@
 #  1. builds the solution (Release, warnings are errors);
 #  2. runs the whole suite on this machine's widest SIMD width;
 #  3. runs the kernel and parity tests again with AVX-512 off, then with AVX2 off too, so the
-#     Vector256 and Vector128 paths (Vector128 is what ARM AdvSimd runs) are the ones the runtime picks.
+#     Vector256 and Vector128 paths (Vector128 is what ARM AdvSimd runs) are the ones the runtime picks;
+#  4. checked mode: the kernel, guard-zone, model-loading, hostile-input and parity tests once more with
+#     the GC verifying the whole heap at every collection (DOTNET_HeapVerify=1) and a small gen0 so
+#     collections are frequent: an out-of-bounds write in an unsafe kernel fails the run near its cause.
 #
 # Debian packages the tests need are listed in APT_PACKAGES and installed when missing (as root);
 # as another user the script says which are missing and stops.
@@ -43,6 +46,8 @@ run() {   # run NAME FILTER [ENV=VALUE ...]
 run all ""
 run no-avx512 "Category=Kernels|FullyQualifiedName~ParityTests" DOTNET_EnableAVX512=0
 run no-avx2 "Category=Kernels|FullyQualifiedName~ParityTests" DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0
+run checked "Category=Kernels|Category=Checked|FullyQualifiedName~Hostile|FullyQualifiedName~ModelLoadingTests|FullyQualifiedName~ParityTests" \
+  DOTNET_HeapVerify=1 DOTNET_GCgen0size=0x200000
 
 passed=0; failed=0
 for f in "$results"/*.trx; do

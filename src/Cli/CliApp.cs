@@ -22,6 +22,7 @@ public static class CliApp
             FidelityCommand.Create(stdout, stderr),
             EvalCommand.Create(stdout, stderr),
         };
+        root.Options.Add(VerboseOption);
         var result = root.Parse(args);
         return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
@@ -54,12 +55,33 @@ public static class CliApp
         return v >= 1 ? v : throw new InputException("--max-image-side", $"must be at least 1, got {v}");
     }
 
-    internal static int Guard(TextWriter stderr, Func<int> body)
+    internal static readonly Option<bool> VerboseOption = new("--verbose")
+    {
+        Description = "print the stack trace of an internal error",
+        Recursive = true,
+    };
+
+    /// <summary>Exit code of an input error of ours (one line on stderr).</summary>
+    public const int InputError = 2;
+    /// <summary>Exit code of an exception we did not foresee: a bug of ours, never the user's fault.</summary>
+    public const int InternalError = 3;
+
+    /// <summary>
+    /// Runs a command's body: our errors become one line and exit code 2; anything else is a bug of ours and
+    /// still ends as one line (exit code 3), with the stack trace only under --verbose.
+    /// </summary>
+    internal static int Guard(ParseResult pr, TextWriter stderr, Func<int> body)
     {
         try { return body(); }
-        catch (VitSparseException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
-        catch (IOException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
-        catch (UnauthorizedAccessException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
+        catch (VitSparseException e) { stderr.WriteLine($"error: {e.Message}"); return InputError; }
+        catch (IOException e) { stderr.WriteLine($"error: {e.Message}"); return InputError; }
+        catch (UnauthorizedAccessException e) { stderr.WriteLine($"error: {e.Message}"); return InputError; }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"internal error: {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}, please report with the input file");
+            if (pr.GetValue(VerboseOption)) stderr.WriteLine(e);
+            return InternalError;
+        }
     }
 
     internal static LoadOptions Options(ParseResult pr, TextWriter stderr) => new()
@@ -85,7 +107,7 @@ public static class CliApp
         {
             weights, input, output, ArchOption, threads, NonFiniteOption, ClassesOption, MaxImageSideOption,
         };
-        cmd.SetAction(pr => Guard(stderr, () =>
+        cmd.SetAction(pr => Guard(pr, stderr, () =>
         {
             int t = pr.GetValue(threads);
             if (t < 1) throw new InputException("--threads", $"must be at least 1, got {t}");
@@ -148,7 +170,7 @@ public static class CliApp
     {
         var file = new Argument<string>("weights") { Description = "model .safetensors" };
         var cmd = new Command("inspect", "print the architecture, per-block widths, parameters and MACs") { file, ArchOption };
-        cmd.SetAction(pr => Guard(stderr, () =>
+        cmd.SetAction(pr => Guard(pr, stderr, () =>
         {
             using var st = new SafeTensorsFile(pr.GetValue(file)!);
             bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);

@@ -29,7 +29,7 @@ static class EvalCommand
             weights, CliApp.ArchOption, idx, npy, data, labelsFile, skipBad, limit, batch, threads, json, CliApp.NonFiniteOption,
             CliApp.ClassesOption, CliApp.MaxImageSideOption,
         };
-        cmd.SetAction(pr => CliApp.Guard(stderr, () =>
+        cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             var inv = CultureInfo.InvariantCulture;
             if (pr.GetValue(limit) < 1) throw new InputException("--limit", $"must be at least 1, got {pr.GetValue(limit)}");

@@ -22,7 +22,7 @@ static class FidelityCommand
         {
             weights, CliApp.ArchOption, calib, calibImages, ratios, criteria, gamma, threads, CliApp.NonFiniteOption, CliApp.MaxImageSideOption,
         };
-        cmd.SetAction(pr => CliApp.Guard(stderr, () =>
+        cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             var inv = CultureInfo.InvariantCulture;
             var r = pr.GetValue(ratios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)

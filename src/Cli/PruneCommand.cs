@@ -33,7 +33,7 @@ static class PruneCommand
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
             CliApp.ClassesOption, CliApp.MaxImageSideOption,
         };
-        cmd.SetAction(pr => CliApp.Guard(stderr, () =>
+        cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             if (pr.GetValue(method) != "snp") throw new InputException("--method", $"'{pr.GetValue(method)}' is not available; this version prunes with snp");
             var crit = ParseCriterion(pr.GetValue(criterion)!, "--criterion");

@@ -51,7 +51,9 @@ public sealed class PackedLinear
         if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
         int nr = 2 * Isa.LanesOf(width);
         int panels = (n + nr - 1) / nr;
-        var packed = new float[(long)panels * k * nr];
+        if ((long)panels * k * nr > Array.MaxLength)
+            throw new ArgumentException($"a {n}×{k} weight packs to more than {Array.MaxLength} floats", nameof(weight));
+        var packed = new float[panels * k * nr];
         for (int p = 0; p < panels; p++)
         {
             int n0 = p * nr, cols = Math.Min(nr, n - n0);

@@ -15,7 +15,7 @@ public sealed class HeadLayout
     public int[] VWidths { get; }
     public int QkTotal { get; }
     public int VTotal { get; }
-    public int RowWidth => 2 * QkTotal + VTotal;
+    public int RowWidth { get; }
     internal int[] QOffsets { get; }
     internal int[] VOffsets { get; }
     public int MaxQk { get; }
@@ -30,13 +30,19 @@ public sealed class HeadLayout
         VWidths = vWidths.ToArray();
         QOffsets = new int[Heads];
         VOffsets = new int[Heads];
+        // Offsets become pointer arithmetic in the kernel: sums are 64-bit and must fit a row of an int-indexed buffer.
+        long qk = 0, v = 0;
         for (int h = 0; h < Heads; h++)
         {
             if (QkWidths[h] < 1 || VWidths[h] < 1)
                 throw new ArgumentException($"head {h} has Q/K width {QkWidths[h]} and V width {VWidths[h]}; every head needs at least one of each");
-            QOffsets[h] = QkTotal; QkTotal += QkWidths[h];
-            VOffsets[h] = VTotal; VTotal += VWidths[h];
+            QOffsets[h] = (int)qk; qk += QkWidths[h];
+            VOffsets[h] = (int)v; v += VWidths[h];
+            if (2 * qk + v > int.MaxValue) throw new ArgumentException($"head widths up to head {h} sum past a 2^31-float row");
         }
+        QkTotal = (int)qk;
+        VTotal = (int)v;
+        RowWidth = (int)(2 * qk + v);
         MaxQk = QkWidths.Max();
         MaxV = VWidths.Max();
     }
@@ -81,6 +87,7 @@ public sealed class RaggedAttention
             throw new ArgumentException($"attention was set up for {_scratch.Length} threads, called with {team.Threads}", nameof(team));
         if (ldq < layout.RowWidth) throw new ArgumentOutOfRangeException(nameof(ldq), ldq, $"QKV row stride must be at least {layout.RowWidth}");
         if (ldo < layout.VTotal) throw new ArgumentOutOfRangeException(nameof(ldo), ldo, $"output row stride must be at least {layout.VTotal}");
+        if (images < 1) throw new ArgumentOutOfRangeException(nameof(images), images, "must be at least 1");
         long rows = (long)images * _tokens;
         if (qkv.Length < (rows - 1) * ldq + layout.RowWidth) throw new ArgumentException("QKV buffer too small", nameof(qkv));
         if (output.Length < (rows - 1) * ldo + layout.VTotal) throw new ArgumentException("output buffer too small", nameof(output));

@@ -13,6 +13,7 @@ public sealed class InferenceSession : IDisposable
     readonly VitModel _model;
     readonly ThreadTeam _team;
     readonly RaggedAttention _attention;
+    readonly int _maxBatch;
     int _capacity;
     float[] _patches = [], _embedded = [], _x = [], _h = [], _qkv = [], _attn = [], _mlp = [], _cls = [], _logits2 = [];
     bool _disposed;
@@ -31,6 +32,9 @@ public sealed class InferenceSession : IDisposable
         _model = model;
         _team = threads <= 0 ? ThreadTeam.ForMachine() : new ThreadTeam(threads);
         var c = model.Config;
+        // The config bounds one image's activations to int range; a batch must keep them there too.
+        long widest = Math.Max(Math.Max(c.EmbedDim, c.PatchDim), c.Blocks.Max(b => Math.Max(b.QkvRows, b.MlpHidden)));
+        _maxBatch = (int)(Array.MaxLength / ((long)c.Tokens * widest));
         _attention = new RaggedAttention(c.Tokens, c.Blocks.Max(b => b.QkWidths.Max()), c.Blocks.Max(b => b.VWidths.Max()), _team.Threads, model.Simd);
     }
 
@@ -59,6 +63,8 @@ public sealed class InferenceSession : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         var c = _model.Config;
         if (batch < 1) throw new InputException("batch", $"must be at least 1, got {batch}");
+        if (batch > _maxBatch)
+            throw new InputException("batch", $"{batch} images of model '{c.Name}' need more than 2^31 floats per activation; run at most {_maxBatch} at a time");
         if (images.Length != (long)batch * c.ImageElements)
             throw new InputException("images", $"expected {batch}×{c.InChannels}×{c.ImageSize}×{c.ImageSize} = {(long)batch * c.ImageElements} floats for model '{c.Name}', got {images.Length}");
         if (logits.Length < (long)batch * c.NumClasses)

@@ -65,6 +65,10 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     Dictionary<string, string> ParseHeader(ReadOnlySpan<byte> header)
     {
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        // JsonDocument defers UTF-8 validation of strings to GetString(), which then throws a bare
+        // InvalidOperationException; the format requires UTF-8, so the whole header is checked first.
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new FileFormatException(Path, $"header is not valid UTF-8 (first bad byte near offset {8 + FirstInvalidUtf8(header)})");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header.ToArray()); }
         catch (JsonException e) { throw new FileFormatException(Path, $"header is not valid JSON: {e.Message}", e); }
@@ -89,11 +93,34 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 _tensors.Add(prop.Name, ParseEntry(prop.Name, prop.Value));
             }
         }
+        // As the reference implementation requires: the tensors tile the data buffer exactly, in offset
+        // order, with no overlap, no gap and nothing after the last one. Empty tensors sit at a boundary.
         var ordered = _tensors.Values.OrderBy(t => t.Begin).ThenBy(t => t.End).ToList();
-        for (int i = 1; i < ordered.Count; i++)
-            if (ordered[i].Begin < ordered[i - 1].End && ordered[i].End > ordered[i].Begin)
-                throw new FileFormatException(Path, $"tensor '{ordered[i].Name}' data [{ordered[i].Begin},{ordered[i].End}) overlaps '{ordered[i - 1].Name}' [{ordered[i - 1].Begin},{ordered[i - 1].End})");
+        long expected = 0;
+        TensorInfo? previous = null;
+        foreach (var t in ordered)
+        {
+            if (t.Begin < expected)
+                throw new FileFormatException(Path, $"tensor '{t.Name}' data [{t.Begin},{t.End}) overlaps '{previous!.Name}' [{previous.Begin},{previous.End})");
+            if (t.Begin > expected)
+                throw new FileFormatException(Path, $"tensor '{t.Name}' data starts at {t.Begin}, leaving a gap of {t.Begin - expected} bytes after {(previous == null ? "the header" : $"'{previous.Name}'")}");
+            expected = t.End;
+            previous = t;
+        }
+        if (expected != _dataLength)
+            throw new FileFormatException(Path, $"tensor data covers {expected} bytes but the data buffer holds {_dataLength} (trailing bytes or truncated offsets)");
         return metadata;
+    }
+
+    static int FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
+    {
+        int i = 0;
+        while (i < bytes.Length)
+        {
+            if (System.Text.Rune.DecodeFromUtf8(bytes[i..], out _, out int used) != System.Buffers.OperationStatus.Done) return i;
+            i += used;
+        }
+        return i;
     }
 
     TensorInfo ParseEntry(string name, JsonElement e)
@@ -160,7 +187,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         var t = Info(name);
         if (t.DType != DType.F32) throw new FileFormatException(Path, $"tensor '{name}' is {t.DType}, not F32");
-        return new ReadOnlySpan<float>(_base + _dataStart + t.Begin, checked((int)t.Elements));
+        return new ReadOnlySpan<float>(_base + _dataStart + t.Begin, ElementCount(t));
     }
 
     /// <summary>A floating-point tensor as F32: in place for F32, converted for F16, BF16 and F64.</summary>
@@ -168,7 +195,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         var t = Info(name);
         if (t.DType == DType.F32) return GetF32(name);
-        int n = checked((int)t.Elements);
+        int n = ElementCount(t);
         byte* src = _base + _dataStart + t.Begin;
         var dst = new float[n];
         switch (t.DType)
@@ -190,6 +217,9 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         return dst;
     }
+
+    int ElementCount(TensorInfo t) => t.Elements <= Array.MaxLength ? (int)t.Elements
+        : throw new FileFormatException(Path, $"tensor '{t.Name}' {t.ShapeText} has {t.Elements} elements, more than one array can hold ({Array.MaxLength})");
 
     public void Dispose()
     {

@@ -10,12 +10,12 @@ namespace VitSparse.Runtime.Models;
 public sealed record BlockConfig(int[] QkWidths, int[] VWidths, int MlpHidden, float AttnScale)
 {
     public int Heads => QkWidths.Length;
-    public int QkTotal => QkWidths.Sum();
-    public int VTotal => VWidths.Sum();
-    public int QkvRows => 2 * QkTotal + VTotal;
+    public int QkTotal => ConfigLimits.Sum(QkWidths, "qk");
+    public int VTotal => ConfigLimits.Sum(VWidths, "v");
+    public int QkvRows => ConfigLimits.ToInt(2L * QkTotal + VTotal, "2·Σqk + Σv");
 
     /// <summary>Column of head h's first Q feature in the fused QKV row (its K feature is QkTotal further on).</summary>
-    public int QkOffset(int head) => QkWidths.AsSpan(0, head).ToArray().Sum();
+    public int QkOffset(int head) => ConfigLimits.Sum(QkWidths.AsSpan(0, head), "qk");
 
     public static BlockConfig Uniform(int heads, int headDim, int mlpHidden) =>
         new(Enumerable.Repeat(headDim, heads).ToArray(), Enumerable.Repeat(headDim, heads).ToArray(), mlpHidden, 1f / MathF.Sqrt(headDim));
@@ -57,30 +57,13 @@ public sealed record VitConfig(
             Enumerable.Range(0, depth).Select(_ => BlockConfig.Uniform(heads, embed / heads, embed * mlpRatio)).ToArray(),
             ImageNetMean, ImageNetStd, 0.875f);
 
-    /// <summary>Throws <see cref="ModelException"/> naming the field when a width is impossible.</summary>
-    public VitConfig Validate()
-    {
-        static void Check(bool ok, string field, string problem) { if (!ok) throw new ModelException($"config field '{field}': {problem}"); }
-        Check(PatchSize > 0, "patch_size", $"must be positive, got {PatchSize}");
-        Check(ImageSize > 0 && ImageSize % PatchSize == 0, "image_size", $"{ImageSize} must be a positive multiple of patch_size {PatchSize}");
-        Check(InChannels > 0, "in_chans", $"must be positive, got {InChannels}");
-        Check(EmbedDim > 0, "embed_dim", $"must be positive, got {EmbedDim}");
-        Check(NumClasses > 0, "num_classes", $"must be positive, got {NumClasses}");
-        Check(LayerNormEps > 0 && float.IsFinite(LayerNormEps), "ln_eps", $"must be a positive number, got {LayerNormEps}");
-        Check(Blocks.Count > 0, "blocks", "a model needs at least one block");
-        Check(Mean.Length == InChannels && Std.Length == InChannels, "mean/std", $"need {InChannels} values each");
-        Check(Std.All(s => s > 0), "std", "values must be positive");
-        for (int i = 0; i < Blocks.Count; i++)
-        {
-            var b = Blocks[i];
-            Check(b.QkWidths.Length > 0 && b.QkWidths.Length == b.VWidths.Length, $"blocks[{i}]", $"needs as many V widths as Q/K widths ({b.QkWidths.Length} vs {b.VWidths.Length}), at least one head");
-            Check(b.QkWidths.All(w => w > 0), $"blocks[{i}].qk", "every head keeps at least one Q/K pair");
-            Check(b.VWidths.All(w => w > 0), $"blocks[{i}].v", "every head keeps at least one V neuron");
-            Check(b.MlpHidden > 0, $"blocks[{i}].mlp", $"must be positive, got {b.MlpHidden}");
-            Check(b.AttnScale > 0 && float.IsFinite(b.AttnScale), $"blocks[{i}].scale", $"must be a positive number, got {b.AttnScale}");
-        }
-        return this;
-    }
+    /// <summary>
+    /// Throws <see cref="ModelException"/> naming the field when a value is outside its documented range
+    /// (<see cref="ConfigLimits"/>). Every later size computation (tensor shapes, activation buffers, kernel
+    /// strides) relies on this: once it passes, every width sum and every tensor and activation element
+    /// count of one image fits in an int, so nothing downstream can overflow or wrap.
+    /// </summary>
+    public VitConfig Validate() => ConfigLimits.Validate(this);
 
     public string ToJson()
     {

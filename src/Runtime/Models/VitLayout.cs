@@ -54,31 +54,42 @@ public static class VitLayout
             if (sh.Length != rank) throw new ModelException($"{src.Description}: tensor '{name}' has shape [{string.Join(",", sh)}], expected rank {rank}", name);
             return sh;
         }
+        // Shapes are 64-bit in the file; anything past the config limits is refused here, before a narrowing cast.
+        int Dim(string name, long[] shape, int axis, int max)
+        {
+            long v = shape[axis];
+            return v >= 1 && v <= max ? (int)v
+                : throw new ModelException($"{src.Description}: tensor '{name}' has shape [{string.Join(",", shape)}]: dimension {axis} = {v} is outside [1, {max}]", name);
+        }
         var pe = Need("patch_embed.proj.weight", 4);
-        int embed = (int)pe[0], inCh = (int)pe[1], patch = (int)pe[2];
+        int embed = Dim("patch_embed.proj.weight", pe, 0, ConfigLimits.MaxEmbedDim);
+        int inCh = Dim("patch_embed.proj.weight", pe, 1, ConfigLimits.MaxInChannels);
+        int patch = Dim("patch_embed.proj.weight", pe, 2, ConfigLimits.MaxPatchSize);
         bool distilled = src.Contains("dist_token");
-        int tokens = (int)Need("pos_embed", 3)[1];
+        int tokens = Dim("pos_embed", Need("pos_embed", 3), 1, ConfigLimits.MaxTokens);
         int patchTokens = tokens - (distilled ? 2 : 1);
         int grid = (int)Math.Round(Math.Sqrt(Math.Max(patchTokens, 0)));
         if (grid * grid != patchTokens)
             throw new ModelException($"{src.Description}: pos_embed has {tokens} tokens, which is not a square patch grid plus {(distilled ? 2 : 1)}", "pos_embed");
-        int classes = (int)Need("head.weight", 2)[0];
+        int classes = Dim("head.weight", Need("head.weight", 2), 0, ConfigLimits.MaxClasses);
         int depth = 0;
-        while (src.Contains($"blocks.{depth}.attn.qkv.weight")) depth++;
+        while (depth < ConfigLimits.MaxDepth && src.Contains($"blocks.{depth}.attn.qkv.weight")) depth++;
         if (depth == 0) throw new ModelException($"{src.Description}: no transformer blocks (blocks.0.attn.qkv.weight missing)", "blocks.0.attn.qkv.weight");
         var blocks = new List<BlockConfig>();
         for (int i = 0; i < depth; i++)
         {
-            long rows = Need($"blocks.{i}.attn.qkv.weight", 2)[0];
-            long hidden = Need($"blocks.{i}.mlp.fc1.weight", 2)[0];
+            int rows = Dim($"blocks.{i}.attn.qkv.weight", Need($"blocks.{i}.attn.qkv.weight", 2), 0, 3 * ConfigLimits.MaxHeads * ConfigLimits.MaxHeadWidth);
+            int hidden = Dim($"blocks.{i}.mlp.fc1.weight", Need($"blocks.{i}.mlp.fc1.weight", 2), 0, ConfigLimits.MaxMlpHidden);
             if (rows % 3 != 0) throw new ModelException($"{src.Description}: blocks.{i}.attn.qkv.weight has {rows} rows; a checkpoint without '{VitConfig.MetadataKey}' metadata must have equal q, k and v widths", $"blocks.{i}.attn.qkv.weight");
-            int width = (int)(rows / 3);
+            int width = rows / 3;
             int heads = arch != null && i < arch.Depth ? arch.Blocks[i].Heads : Math.Max(1, width / 64);
             if (width % heads != 0) throw new ModelException($"{src.Description}: blocks.{i} attention width {width} does not split into {heads} equal heads; pass --arch", $"blocks.{i}.attn.qkv.weight");
             float scale = arch != null && i < arch.Depth ? arch.Blocks[i].AttnScale : 1f / MathF.Sqrt(width / heads);
-            blocks.Add(new BlockConfig(Enumerable.Repeat(width / heads, heads).ToArray(), Enumerable.Repeat(width / heads, heads).ToArray(), (int)hidden, scale));
+            blocks.Add(new BlockConfig(Enumerable.Repeat(width / heads, heads).ToArray(), Enumerable.Repeat(width / heads, heads).ToArray(), hidden, scale));
         }
-        return new VitConfig(arch?.Name ?? "vit", grid * patch, patch, inCh, embed, classes, distilled, arch?.LayerNormEps ?? 1e-6f, blocks,
-            arch?.Mean ?? VitConfig.ImageNetMean, arch?.Std ?? VitConfig.ImageNetStd, arch?.CropPct ?? 0.875f).Validate();
+        var config = new VitConfig(arch?.Name ?? "vit", grid * patch, patch, inCh, embed, classes, distilled, arch?.LayerNormEps ?? 1e-6f, blocks,
+            arch?.Mean ?? VitConfig.ImageNetMean, arch?.Std ?? VitConfig.ImageNetStd, arch?.CropPct ?? 0.875f);
+        try { return config.Validate(); }
+        catch (ModelException e) { throw new ModelException($"{src.Description}: {e.Message} (inferred from tensor shapes)", e.Tensor); }
     }
 }

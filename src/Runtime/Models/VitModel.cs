@@ -45,7 +45,8 @@ public sealed class VitModel
 
     VitModel(ITensorSource src, VitConfig config, LoadOptions o)
     {
-        Config = config.Validate();
+        try { Config = config.Validate(); }
+        catch (ModelException bad) { throw new ModelException($"{src.Description}: {bad.Message}", bad.Tensor); }
         Source = src.Description;
         Simd = o.Simd;
         var expected = VitLayout.ExpectedShapes(config);
