@@ -76,7 +76,7 @@ write("thin_16384x1.png", png(16384, 1, 2, thin_rows(16384, 1)))
 # 7. JPEGs: a thin valid one, one whose header declares a huge size, one truncated.
 def jpeg(width, height, **kw):
     img = Image.new("RGB", (width, height))
-    img.putdata([((x * 7 + y) % 256, (y * 3) % 256, (x * y) % 256) for y in range(height) for x in range(width)])
+    img.putdata([(x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), 128) for y in range(height) for x in range(width)])
     b = io.BytesIO()
     img.save(b, "JPEG", quality=75, **kw)
     return b.getvalue()
