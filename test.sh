@@ -14,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(dataset-fashion-mnist libturbojpeg0)   # Fashion-MNIST test set; JPEG decoding
+APT_PACKAGES=(dataset-fashion-mnist opencv-doc)   # Fashion-MNIST test set; real photos (JPEG decoding equals PIL)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -57,7 +57,7 @@ public class FolderTests
     [Fact]
     public void Camera_frames_with_stride_and_bgr_order_equal_the_rgb_image()
     {
-        var photo = PngDecoder.Decode(Fixtures.Path_("photo_chicky.png"));
+        var photo = ImageFile.Decode(Fixtures.Path_("photo_chicky.png"));
         int w = photo.Width, h = photo.Height, stride = w * 4 + 12;
         var frame = new byte[stride * h];
         for (int y = 0; y < h; y++)

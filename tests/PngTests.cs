@@ -21,22 +21,23 @@ public class PngTests
     [InlineData("palette8_trns", 4)]
     public void Decodes_known_pixels(string name, int channels)
     {
-        var img = PngDecoder.Decode(Fixtures.Path_($"png_{name}.png"));
+        var img = ImageFile.Decode(Fixtures.Path_($"png_{name}.png"));
         Assert.Equal((13, 11, channels), (img.Width, img.Height, img.Channels));
         Assert.Equal(Fixtures.Npy_($"png_{name}.pixels.npy").Data, img.Pixels.Select(b => (float)b).ToArray());
     }
 
     static byte[] Rgb8 => File.ReadAllBytes(Fixtures.Path_("png_rgb8.png"));
 
-    static FileFormatException Fails(byte[] png) => Assert.Throws<FileFormatException>(() => PngDecoder.Decode(png, "bad.png"));
+    static FileFormatException Fails(byte[] png) => Assert.Throws<FileFormatException>(() => ImageFile.Decode(png, "bad.png"));
 
     [Fact]
     public void Corrupt_pngs_are_refused_with_the_file_named()
     {
         var crc = Rgb8; crc[30] ^= 0xFF; // inside IHDR's data → its CRC no longer matches
-        Assert.Contains("CRC mismatch in chunk 'IHDR'", Fails(crc).Message);
-        Assert.Contains("bad signature", Fails([1, 2, 3, 4, 5, 6, 7, 8, 9]).Message);
-        Assert.Contains("truncated", Fails(Rgb8[..(Rgb8.Length / 2)]).Message);
+        Assert.Contains("corrupt or truncated PNG header", Fails(crc).Message);
+        Assert.Contains("unknown signature", Fails([1, 2, 3, 4, 5, 6, 7, 8, 9]).Message);
+        Assert.Contains("truncated or corrupt PNG", Fails(Rgb8[..(Rgb8.Length / 2)]).Message);
+        Assert.Contains("corrupt or truncated PNG header", Fails(Rgb8[..20]).Message);
         Assert.Equal("bad.png", Fails(crc).File);
     }
 
@@ -46,11 +47,11 @@ public class PngTests
         var png = Rgb8;
         // Drop IHDR (8-byte signature, then 25 bytes of IHDR chunk).
         var noIhdr = png[..8].Concat(png[33..]).ToArray();
-        Assert.Contains("missing IHDR", Fails(noIhdr).Message);
-        Assert.Contains("above the 12×12 limit", Assert.Throws<FileFormatException>(() => PngDecoder.Decode(png, "big.png", maxSide: 12)).Message);
-        Assert.Contains("zero size", Fails(WithIhdr(png, width: 0)).Message);
+        Assert.Contains("corrupt or truncated PNG header", Fails(noIhdr).Message);
+        Assert.Contains("above the 12×12 limit", Assert.Throws<FileFormatException>(() => ImageFile.Decode(png, "big.png", maxSide: 12)).Message);
+        Assert.Contains("corrupt or truncated PNG header", Fails(WithIhdr(png, width: 0)).Message);
         Assert.Contains("above the 16384×16384 limit", Fails(WithIhdr(png, width: 1_000_000)).Message);
-        Assert.Contains("zlib", Fails(WithIdat(png, [0x78, 0x9c, 0xFF, 0xFF, 0xFF, 0x00])).Message);
+        Assert.Contains("truncated or corrupt PNG", Fails(WithIdat(png, [0x78, 0x9c, 0xFF, 0xFF, 0xFF, 0x00])).Message);
     }
 
     static byte[] WithIhdr(byte[] png, int width)
@@ -98,7 +99,7 @@ public class PreprocessTests
     [InlineData("chicky")]
     public void Matches_torchvision_within_one_level(string name)
     {
-        var img = PngDecoder.Decode(Fixtures.Path_($"photo_{name}.png"));
+        var img = ImageFile.Decode(Fixtures.Path_($"photo_{name}.png"));
         var tensor = new float[3 * 64 * 64];
         Preprocess.ToTensor(img, 64, 0.875f, [0f, 0f, 0f], [1f, 1f, 1f], tensor);
         var expected = Fixtures.Npy_($"photo_{name}.eval64.npy");

@@ -41,7 +41,13 @@ public static class CliApp
     internal static readonly Option<int> MaxImageSideOption = new("--max-image-side")
     {
         Description = "refuse JPEG/PNG images wider or taller than this many pixels, before decoding (decompression-bomb guard)",
-        DefaultValueFactory = _ => JpegDecoder.DefaultMaxSide,
+        DefaultValueFactory = _ => ImageFile.DefaultMaxSide,
+    };
+
+    internal static readonly Option<long> MaxImagePixelsOption = new("--max-image-pixels")
+    {
+        Description = "refuse JPEG/PNG images with more pixels (width×height) than this, before decoding (default: PIL's MAX_IMAGE_PIXELS)",
+        DefaultValueFactory = _ => ImageFile.DefaultMaxPixels,
     };
 
     internal static readonly Option<string?> ClassesOption = new("--classes")
@@ -49,10 +55,14 @@ public static class CliApp
         Description = "class names file, one per line in output order (default: the model's metadata, else for 1000 classes Debian opencv-doc's ImageNet list)",
     };
 
-    internal static int MaxImageSide(ParseResult pr)
+    /// <summary>--max-image-side and --max-image-pixels.</summary>
+    internal static (int Side, long Pixels) ImageLimits(ParseResult pr)
     {
-        int v = pr.GetValue(MaxImageSideOption);
-        return v >= 1 ? v : throw new InputException("--max-image-side", $"must be at least 1, got {v}");
+        int side = pr.GetValue(MaxImageSideOption);
+        long pixels = pr.GetValue(MaxImagePixelsOption);
+        if (side < 1) throw new InputException("--max-image-side", $"must be at least 1, got {side}");
+        if (pixels < 1) throw new InputException("--max-image-pixels", $"must be at least 1, got {pixels}");
+        return (side, pixels);
     }
 
     internal static readonly Option<bool> VerboseOption = new("--verbose")
@@ -105,7 +115,7 @@ public static class CliApp
         var threads = new Option<int>("--threads") { Description = "intra-op threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cmd = new Command("infer", "run a model on images (top-5 classes) or on a preprocessed batch (logits to .npy)")
         {
-            weights, input, output, ArchOption, threads, NonFiniteOption, ClassesOption, MaxImageSideOption,
+            weights, input, output, ArchOption, threads, NonFiniteOption, ClassesOption, MaxImageSideOption, MaxImagePixelsOption,
         };
         cmd.SetAction(pr => Guard(pr, stderr, () =>
         {
@@ -113,7 +123,7 @@ public static class CliApp
             if (t < 1) throw new InputException("--threads", $"must be at least 1, got {t}");
             var inputs = pr.GetValue(input) ?? [];
             if (inputs.Length == 0) throw new InputException("--input", "give a .npy file or image files");
-            int maxSide = MaxImageSide(pr);
+            var limits = ImageLimits(pr);
             var model = VitModel.Load(pr.GetValue(weights)!, Options(pr, stderr));
             var c = model.Config;
             bool npy = inputs.Length == 1 && inputs[0].EndsWith(".npy", StringComparison.OrdinalIgnoreCase);
@@ -132,7 +142,7 @@ public static class CliApp
                 batch = inputs.Length;
                 x = new float[(long)batch * c.ImageElements];
                 for (int i = 0; i < batch; i++)
-                    Preprocess.ToTensor(ImageFile.Decode(inputs[i], maxSide), c, x.AsSpan(i * c.ImageElements, c.ImageElements));
+                    ImageFile.ToTensor(inputs[i], c, x.AsSpan(i * c.ImageElements, c.ImageElements), limits.Side, limits.Pixels);
             }
             var logits = new float[(long)batch * c.NumClasses];
             using (var session = new InferenceSession(model, t))

@@ -27,7 +27,7 @@ static class EvalCommand
         var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
         {
             weights, CliApp.ArchOption, idx, npy, data, labelsFile, skipBad, limit, batch, threads, json, CliApp.NonFiniteOption,
-            CliApp.ClassesOption, CliApp.MaxImageSideOption,
+            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
@@ -37,10 +37,10 @@ static class EvalCommand
             var npyFiles = pr.GetValue(npy) ?? [];
             if (new[] { idxFiles.Length > 0, npyFiles.Length > 0, pr.GetValue(data) != null }.Count(x => x) != 1)
                 throw new InputException("--idx", "give exactly one of --idx, --npy, --data");
-            int maxSide = CliApp.MaxImageSide(pr);
+            var limits = CliApp.ImageLimits(pr);
             var model = VitModel.Load(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
             FolderImages? folder = pr.GetValue(data) is { } dir
-                ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), pr.GetValue(limit), pr.GetValue(skipBad), stderr.WriteLine, maxSide) : null;
+                ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), pr.GetValue(limit), pr.GetValue(skipBad), stderr.WriteLine, limits.Side, limits.Pixels) : null;
             // Class subfolders name the classes themselves unless a names file is given.
             var names = folder != null && pr.GetValue(labelsFile) == null && pr.GetValue(CliApp.ClassesOption) == null
                 ? folder.Classes.Concat(ClassNames.Indices(model.Config.NumClasses).Skip(folder.Classes.Count)).ToArray()

@@ -20,7 +20,7 @@ static class FidelityCommand
         var threads = new Option<int>("--threads") { Description = "threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cmd = new Command("fidelity", "compare pruning criteria by the cosine similarity of original and Q/K-pruned attention maps")
         {
-            weights, CliApp.ArchOption, calib, calibImages, ratios, criteria, gamma, threads, CliApp.NonFiniteOption, CliApp.MaxImageSideOption,
+            weights, CliApp.ArchOption, calib, calibImages, ratios, criteria, gamma, threads, CliApp.NonFiniteOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
@@ -31,7 +31,7 @@ static class FidelityCommand
                 .Select(x => PruneCommand.ParseCriterion(x, "--criteria")).ToArray();
             if (r.Length == 0 || crits.Length == 0) throw new InputException("--ratios", "needs at least one ratio and one criterion");
             var (dense, _) = PruneCommand.LoadDense(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
-            var (images, count) = PruneCommand.Calibration(pr.GetValue(calib), pr.GetValue(calibImages), dense.Config, CliApp.MaxImageSide(pr));
+            var (images, count) = PruneCommand.Calibration(pr.GetValue(calib), pr.GetValue(calibImages), dense.Config, CliApp.ImageLimits(pr));
             var rows = PruneCommand.WithProgress(stdout, $"attention maps on {count} images", report =>
                 AttentionFidelity.Measure(dense, images, count, r, crits, pr.GetValue(gamma), pr.GetValue(threads), progress: report));
             stdout.WriteLine($"mean cosine similarity of attention maps, {dense.Config.Name}, {count} images, every block's Q/K pairs pruned (layer-local, no fine-tuning):");

@@ -31,7 +31,7 @@ static class PruneCommand
         var cmd = new Command("prune", "prune a DeiT with SNP and write the compact ragged model")
         {
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
-            CliApp.ClassesOption, CliApp.MaxImageSideOption,
+            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
@@ -55,7 +55,7 @@ static class PruneCommand
             int used = 0;
             if (crit is Criterion.Snp or Criterion.ReverseSnp)
             {
-                var (images, count) = Calibration(pr.GetValue(calib), pr.GetValue(calibImages), c, CliApp.MaxImageSide(pr));
+                var (images, count) = Calibration(pr.GetValue(calib), pr.GetValue(calibImages), c, CliApp.ImageLimits(pr));
                 used = count;
                 qk = WithProgress(stdout, $"calibrating on {count} images", (report) =>
                     Pruner.CalibrateSnp(dense, images, count, pr.GetValue(gamma), pr.GetValue(threads), report));
@@ -104,7 +104,7 @@ static class PruneCommand
         return (long)(v * scale);
     }
 
-    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, int maxImageSide = JpegDecoder.DefaultMaxSide)
+    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, (int Side, long Pixels)? imageLimits = null)
     {
         if (want < 1) throw new InputException("--calib-images", $"must be at least 1, got {want}");
         if (source == null) throw new InputException("--calib", "the SNP criterion needs calibration images: --calib images.npy (or --calib seeded for a structure-only run)");
@@ -122,7 +122,8 @@ static class PruneCommand
             if (files.Length == 0) throw new InputException("--calib", $"{source} holds no .jpg/.jpeg/.png images");
             var images = new float[(long)files.Length * c.ImageElements];
             for (int i = 0; i < files.Length; i++)
-                Preprocess.ToTensor(ImageFile.Decode(files[i], maxImageSide), c, images.AsSpan(i * c.ImageElements, c.ImageElements));
+                ImageFile.ToTensor(files[i], c, images.AsSpan(i * c.ImageElements, c.ImageElements),
+                    imageLimits?.Side ?? ImageFile.DefaultMaxSide, imageLimits?.Pixels ?? ImageFile.DefaultMaxPixels);
             return (images, files.Length);
         }
         if (!source.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))

@@ -120,9 +120,13 @@ print(f"{len(cases)} PNG fixtures written")
 # tensors torchvision's eval transform makes from them (resize shorter side to ⌊64/0.875⌋ = 73 with PIL
 # bicubic, center crop 64, ToTensor; before mean/std, so the tolerance reads directly as 1/255).
 PHOTOS = "/usr/share/doc/opencv-doc/examples/data"
-if os.path.isdir(PHOTOS):
+try:
     import torchvision.transforms as T  # noqa: E402
-
+except ImportError:
+    T = None
+if os.path.isdir(PHOTOS) and T is None:
+    print("torchvision not installed (Debian python3-torchvision); photo crops not regenerated")
+elif os.path.isdir(PHOTOS):
     eval_tf = T.Compose([T.Resize(73, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(64), T.ToTensor()])
     crops = {"fruits": ("fruits.jpg", (150, 120, 330, 260)),      # landscape, downscaled
              "baboon": ("baboon.jpg", (180, 60, 330, 300)),      # portrait, downscaled
@@ -134,3 +138,21 @@ if os.path.isdir(PHOTOS):
     print(f"{len(crops)} photo crops written")
 else:
     print(f"{PHOTOS} not found (apt-get install opencv-doc); photo fixtures not regenerated")
+
+
+# --- JPEG decoding parity on every real photo in Debian opencv-doc: what PIL decodes from each (mode,
+# size, SHA-256 of the pixel bytes in PIL's own mode, L or RGB). The test decodes the installed files and
+# compares hashes, so nothing large is committed.
+if os.path.isdir(PHOTOS):
+    import hashlib  # noqa: E402
+
+    lines = []
+    for name in sorted(f for f in os.listdir(PHOTOS) if f.lower().endswith((".jpg", ".jpeg"))):
+        im = Image.open(os.path.join(PHOTOS, name))
+        if im.mode not in ("L", "RGB"):
+            im = im.convert("RGB")
+        lines.append(f"{name} {im.width} {im.height} {im.mode} {hashlib.sha256(im.tobytes()).hexdigest()}")
+    with open(os.path.join(OUT, "opencv_doc_jpeg_pil.txt"), "w") as f:
+        f.write("# Debian opencv-doc examples/data/*.jpg decoded by PIL 9.4 (python3-pil): name width height mode sha256(pixels)\n")
+        f.write("\n".join(lines) + "\n")
+    print(f"{len(lines)} opencv-doc JPEG hashes written")

@@ -16,6 +16,7 @@ public sealed class FolderImages : ILabelledImages
     readonly VitConfig _config;
     readonly bool _skipBad;
     readonly int _maxSide;
+    readonly long _maxPixels;
     readonly Action<string>? _log;
     int _next;
 
@@ -25,13 +26,14 @@ public sealed class FolderImages : ILabelledImages
     public int Skipped { get; private set; }
 
     public FolderImages(string dir, VitConfig config, string? labelsFile = null, int limit = int.MaxValue, bool skipBad = false, Action<string>? log = null,
-        int maxImageSide = JpegDecoder.DefaultMaxSide)
+        int maxImageSide = ImageFile.DefaultMaxSide, long maxImagePixels = ImageFile.DefaultMaxPixels)
     {
         if (!Directory.Exists(dir)) throw new InputException("--data", $"{dir} is not a folder");
         _config = config;
         _skipBad = skipBad;
         _log = log;
         _maxSide = maxImageSide;
+        _maxPixels = maxImagePixels;
         Description = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir));
         if (labelsFile != null)
         {
@@ -70,7 +72,7 @@ public sealed class FolderImages : ILabelledImages
             var (path, label) = _items[_next++];
             try
             {
-                Preprocess.ToTensor(ImageFile.Decode(path, _maxSide), _config, images.Slice(n * per, per));
+                ImageFile.ToTensor(path, _config, images.Slice(n * per, per), _maxSide, _maxPixels);
             }
             catch (VitSparseException e) when (_skipBad)
             {
