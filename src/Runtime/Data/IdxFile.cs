@@ -68,6 +68,8 @@ public sealed class IdxFile : IDisposable
                 if (d > int.MaxValue) throw new FileFormatException(path, $"dimension {i} = {d} is too large");
                 Dims[i] = (int)d;
                 if (i == 0) continue;
+                // An item of 0 bytes would make any count "fit" the file: 2^31 empty images from 16 bytes.
+                if (d == 0) throw new FileFormatException(path, $"dimension {i} is 0: items would hold no data");
                 // Bounded at every step, so the product can neither overflow nor wrap to 0
                 // (dimensions 2^21·2^21·2^22 did).
                 size *= d;
