@@ -110,6 +110,16 @@ public sealed class IdxFile : IDisposable
         if (bytes > dst.Length) throw new ArgumentException($"{items} items of {ItemSize} bytes do not fit in {dst.Length} bytes", nameof(dst));
         ReadExactly(_stream, dst[..(int)bytes], $"items {_read}..{_read + items}");
         _read += items;
+        // A raw file's length was checked at open; a gzip stream is checked for one byte past the
+        // declared end, so a stream that would inflate further is refused without inflating it.
+        if (Remaining == 0 && _stream is GZipStream && ReadPastEnd())
+            throw new FileFormatException(Path, $"trailing data after the {Count} items the header declares");
+    }
+
+    bool ReadPastEnd()
+    {
+        try { return _stream.ReadByte() >= 0; }
+        catch (Exception e) when (e is InvalidDataException or IOException) { throw new FileFormatException(Path, $"corrupt gzip stream after the last item: {e.Message}", e); }
     }
 
     public void Dispose() => _stream.Dispose();
