@@ -26,18 +26,22 @@ public static class ConfigSizes
         }
     }
 
-    /// <summary>Small enough to build from seeded weights and run in a few milliseconds.</summary>
+    /// <summary>
+    /// Small enough to build from seeded weights and run in milliseconds even on a busy machine: at most
+    /// 2^18 parameters and 2^24 multiply-adds (the tiny fixtures have about 10^5 and 2·10^6).
+    /// </summary>
     public static bool IsTiny(VitConfig c)
     {
         if (c.PatchSize <= 0 || c.ImageSize > 512 || c.Blocks.Count > 16 || c.NumClasses > 4096) return false;
-        Int128 grid = c.ImageSize / c.PatchSize, tokens = grid * grid + 2, parameters = (Int128)c.EmbedDim * (c.NumClasses + c.InChannels * c.PatchSize * c.PatchSize);
+        Int128 grid = c.ImageSize / c.PatchSize, tokens = grid * grid + 2;
+        Int128 parameters = (Int128)c.EmbedDim * (c.NumClasses + (Int128)c.InChannels * c.PatchSize * c.PatchSize), attention = 0;
         foreach (var b in c.Blocks)
         {
             Int128 qk = Sum(b.QkWidths), v = Sum(b.VWidths);
             parameters += (Int128)c.EmbedDim * (2 * qk + 2 * v + 2 * (Int128)b.MlpHidden);
-            if (tokens * Max(2 * qk + v, b.MlpHidden, c.EmbedDim) > 1 << 22) return false;
+            attention += tokens * tokens * (qk + v);
         }
-        return tokens <= 4096 && parameters <= 1 << 22;
+        return tokens <= 4096 && parameters <= 1 << 18 && tokens * parameters + attention <= 1 << 24;
     }
 
     static Int128 Sum(int[] widths)
