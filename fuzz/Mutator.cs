@@ -17,6 +17,8 @@ public enum InputKind
     Npy,
     /// <summary>gzip: the decompressed payload mutated and recompressed, or the compressed bytes themselves.</summary>
     Gzip,
+    /// <summary>PNG: chunks dropped, repeated, truncated, inserted, IHDR fields set to extremes; CRCs made valid again.</summary>
+    Png,
 }
 
 /// <summary>
@@ -55,6 +57,7 @@ public sealed class Mutator(Random rng)
             InputKind.SafeTensors when rng.NextDouble() < 0.8 => MutatePrefixedText(input, corpus, safetensors: true),
             InputKind.Npy when rng.NextDouble() < 0.6 => MutatePrefixedText(input, corpus, safetensors: false),
             InputKind.Gzip when rng.NextDouble() < 0.6 => MutateInflated(input, corpus),
+            InputKind.Png when rng.NextDouble() < 0.8 => PngMutations.Mutate(input, rng, d => Stack(d, corpus, MutateBytes)),
             InputKind.Json when rng.NextDouble() < 0.7 => Stack(input, corpus, MutateText),
             _ => Stack(input, corpus, MutateBytes),
         };

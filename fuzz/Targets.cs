@@ -39,7 +39,7 @@ public static class Targets
             ["ragged_tiny.logits.npy", "png_gray1.pixels.npy", Seeds + "npy_v2.npy", Seeds + "npy_v3.npy", Seeds + "npy_scalar.npy"], Npy_),
         new("idx", ".idx", InputKind.Binary, [Seeds + "idx_images.idx", Seeds + "idx_labels.idx"], Idx),
         new("idx-gzip", ".idx.gz", InputKind.Gzip, [Seeds + "idx_images.idx.gz", Seeds + "idx_labels.idx.gz"], Idx),
-        new("png", ".png", InputKind.Binary,
+        new("png", ".png", InputKind.Png,
             ["png_gray1.png", "png_gray4_adam7.png", "png_gray8.png", "png_gray16.png", "png_gray_alpha8.png", "png_palette4.png",
              "png_palette8_trns.png", "png_rgb8.png", "png_rgb8_adam7.png", "png_rgb16.png", "png_rgba16_adam7.png"], Image)
         {
