@@ -12,9 +12,10 @@ public sealed record FuzzFailure(string Signature, string Description, string Re
     public override string ToString() => $"{Signature} ({Hits}×)\n  reproducer: {Reproducer}\n  {Description.Replace("\n", "\n  ")}";
 }
 
-public sealed record CampaignResult(string Target, long Executions, TimeSpan Elapsed, IReadOnlyList<FuzzFailure> Failures, double SlowestMs, long MostAllocated)
+/// <summary>A campaign's outcome; <see cref="Accepted"/> counts inputs that parsed, a sign of how deep mutations reach.</summary>
+public sealed record CampaignResult(string Target, long Executions, long Accepted, TimeSpan Elapsed, IReadOnlyList<FuzzFailure> Failures, double SlowestMs, long MostAllocated)
 {
-    public string Summary => $"{Target}: {Executions} executions in {Elapsed.TotalSeconds:0.0} s, slowest {SlowestMs:0} ms, " +
+    public string Summary => $"{Target}: {Executions} executions ({Accepted} accepted) in {Elapsed.TotalSeconds:0.0} s, slowest {SlowestMs:0} ms, " +
                              $"most allocated {MostAllocated / 1e6:0.0} MB, {Failures.Count} distinct failures";
 }
 
@@ -44,7 +45,7 @@ public static class Campaign
         string input = Path.Combine(scratch, "input" + target.Extension);
         var failures = new Dictionary<string, FuzzFailure>();
         var clock = Stopwatch.StartNew();
-        long done = 0, running = -1, mostAllocated = 0;
+        long done = 0, accepted = 0, running = -1, mostAllocated = 0;
         double slowest = 0;
         byte[] current = [];
 
@@ -63,6 +64,7 @@ public static class Campaign
                 Interlocked.Exchange(ref running, -1);
                 slowest = Math.Max(slowest, ms);
                 mostAllocated = Math.Max(mostAllocated, allocated);
+                if (error == null) accepted++;
                 if (signature != null) lock (failures) Record(failures, target, outDir, data, signature, problem!);
                 else if (error == null && corpus.Count < MaxCorpus && i >= corpus.Count) corpus.Add(data);
                 done = i + 1;
@@ -84,7 +86,7 @@ public static class Campaign
         if (!worker.IsAlive) TryDelete(scratch);
         List<FuzzFailure> found;
         lock (failures) found = failures.Values.ToList();
-        return new CampaignResult(target.Name, done, clock.Elapsed, found, slowest, mostAllocated);
+        return new CampaignResult(target.Name, done, accepted, clock.Elapsed, found, slowest, mostAllocated);
     }
 
     /// <summary>
