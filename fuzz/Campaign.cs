@@ -22,7 +22,8 @@ public sealed record CampaignResult(string Target, long Executions, long Accepte
 /// <summary>
 /// Runs seeded mutations of a target's seed corpus. A failure is an exception that is not a
 /// <see cref="VitSparseException"/> (a <see cref="FuzzFinding"/> included), an input over <see cref="TimeLimit"/>
-/// (confirmed by a second run, as this machine is shared), or an allocation over the target's budget.
+/// (confirmed by a second run, as this machine is shared), an allocation over the target's budget, or a
+/// seed that is refused (every seed must be a valid input).
 /// Each distinct failure's first input is written to the output folder.
 /// </summary>
 public static class Campaign
@@ -65,8 +66,12 @@ public static class Campaign
                 slowest = Math.Max(slowest, ms);
                 mostAllocated = Math.Max(mostAllocated, allocated);
                 if (error == null) accepted++;
+                // A refused seed means the harness has rotted (a seed no longer valid, an entry point changed):
+                // mutations of it would test nothing.
+                if (signature == null && error != null && i < target.Seeds.Length)
+                    (signature, problem) = ($"seed refused: {target.Seeds[i]}", $"{error.GetType().Name}: {error.Message}");
                 if (signature != null) lock (failures) Record(failures, target, outDir, data, signature, problem!);
-                else if (error == null && corpus.Count < MaxCorpus && i >= corpus.Count) corpus.Add(data);
+                else if (error == null && corpus.Count < MaxCorpus && i >= target.Seeds.Length) corpus.Add(data);
                 done = i + 1;
                 if (log != null && done % 10_000 == 0) log($"{target.Name}: {done} executions, {failures.Count} distinct failures, {clock.Elapsed.TotalSeconds:0} s");
             }

@@ -13,7 +13,7 @@ namespace VitSparse.Tests;
 [Trait("Category", "Fuzz")]
 public class FuzzSmokeTests
 {
-    const int DefaultExecutions = 2000, DefaultSeed = 17;
+    const int DefaultExecutions = 3000, DefaultSeed = 17;
 
     public static TheoryData<string> TargetNames => new(Targets.All.Select(t => t.Name));
 
@@ -49,6 +49,15 @@ public class FuzzSmokeTests
         Assert.Equal("slow", Assert.Single(Campaign.Run(slow, Fixtures.Dir, 1, 1, Fixtures.TempDir()).Failures).Signature);
         var hungry = new FuzzTarget("hungry", ".bin", InputKind.Binary, [seed], (_, _) => GC.KeepAlive(new byte[2 << 20])) { AllocationBudget = 1 << 20 };
         Assert.Equal("memory", Assert.Single(Campaign.Run(hungry, Fixtures.Dir, 1, 1, Fixtures.TempDir()).Failures).Signature);
+    }
+
+    [Fact]
+    public void A_seed_that_is_refused_fails_the_campaign()
+    {
+        var refusing = new FuzzTarget("refusing", ".bin", InputKind.Binary, [Path.Combine("fuzz", "seeds", "idx_labels.idx")],
+            (path, _) => throw new VitSparse.Runtime.FileFormatException(path, "refused"));
+        var failure = Assert.Single(Campaign.Run(refusing, Fixtures.Dir, 20, 1, Fixtures.TempDir()).Failures);
+        Assert.Equal("seed refused: fuzz/seeds/idx_labels.idx", failure.Signature);
     }
 
     [Fact]
