@@ -4,6 +4,7 @@ using VitSparse.Fuzz;
 //   fuzz [--target NAME|all] [--execs N] [--minutes M] [--seed S] [--out DIR] [--fixtures DIR]
 //   fuzz --replay TARGET FILE        judge one input, print the outcome
 //   fuzz --minimize TARGET FILE OUT  shrink a failing input, keeping its failure signature
+//   fuzz --seeds TARGET              list a target's seed files (tools/fuzz/afl.sh)
 var opts = new Dictionary<string, string>();
 for (int i = 0; i + 1 < args.Length; i += 2) opts[args[i].TrimStart('-')] = args[i + 1];
 string Opt(string name, string fallback) => opts.TryGetValue(name, out var v) ? v : fallback;
@@ -18,6 +19,11 @@ if (args.Length == 3 && args[0] == "--replay")
     Console.WriteLine($"{ms:0.0} ms, {allocated / 1e6:0.0} MB allocated, {(error == null ? "accepted" : $"{error.GetType().Name}: {error.Message}")}");
     Console.WriteLine(signature == null ? "pass" : $"FAIL {signature}\n{problem}");
     return signature == null ? 0 : 1;
+}
+if (args.Length == 2 && args[0] == "--seeds")
+{
+    foreach (var file in Targets.Get(args[1]).Seeds) Console.WriteLine(Path.Combine(fixtures, file));
+    return 0;
 }
 if (args.Length == 4 && args[0] == "--minimize")
 {
