@@ -29,7 +29,7 @@ public sealed record RatioSpec(double Embed, BlockRatio[] Blocks)
             {
                 if (!e.TryGetProperty(name, out var v)) return 0;
                 if (v.ValueKind != JsonValueKind.Number) throw new FileFormatException(file, $"field '{field}' must be a number");
-                // A number too large for a double reads as Infinity and fails the range check below.
+                // TryGetDouble, never a FormatException; a number too large for a double reads as Infinity and fails the range check.
                 if (!v.TryGetDouble(out double x)) throw new FileFormatException(file, $"field '{field}' = {v.GetRawText()} is not a finite number");
                 if (!(x >= 0 && x < 1)) throw new FileFormatException(file, $"field '{field}' = {x} is outside [0, 1): it is the fraction removed");
                 return x;
