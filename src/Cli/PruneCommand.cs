@@ -48,7 +48,7 @@ static class PruneCommand
             int chosen = new[] { pr.GetValue(target) != null, pr.GetValue(ratios) != null, pr.GetValue(macs) != null }.Count(x => x);
             if (chosen != 1) throw new InputException("--target", "give exactly one of --target, --ratios, --macs");
             PruneTarget goal = pr.GetValue(target) is { } t ? new PruneTarget.Structure(Architectures.Get(t))
-                : pr.GetValue(ratios) is { } r ? new PruneTarget.Ratios(RatioSpec.Parse(ReadText(r), r, c.Depth), r)
+                : pr.GetValue(ratios) is { } r ? new PruneTarget.Ratios(RatioSpec.Read(r, c.Depth), r)
                 : new PruneTarget.Macs(ParseMacs(pr.GetValue(macs)!), pr.GetValue(uneven));
 
             float[][][]? qk = null;
@@ -91,8 +91,6 @@ static class PruneCommand
         var dense = DenseTensors.From(new SafeTensorsSource(file), VitModel.ReadConfig(file, options.Arch));
         return (dense, classNames ? ClassNames.FromMetadata(file, dense.Config.NumClasses) : null);
     }
-
-    internal static string ReadText(string path) => File.Exists(path) ? File.ReadAllText(path) : throw new FileFormatException(path, "file not found");
 
     internal static long ParseMacs(string text)
     {
