@@ -75,8 +75,11 @@ public sealed class EnergyRecorder : IDisposable
     {
         double total = 0;
         for (int i = 0; i < joules.Length; i++) if (_meter.Channels[i].InTotal) total += joules[i];
-        return new EnergyWindow(Stopwatch.GetElapsedTime(_startTicks, endTicks).TotalSeconds, joules, total, samples);
+        return new EnergyWindow(Seconds(_startTicks, endTicks), joules, total, samples);
     }
+
+    /// <summary>Raw timestamp ticks, not TimeSpan's 100 ns ticks, whose truncation per sample would add up.</summary>
+    static double Seconds(long from, long to) => (to - from) / (double)Stopwatch.Frequency;
 
     void SampleLoop()
     {
@@ -88,7 +91,7 @@ public sealed class EnergyRecorder : IDisposable
     {
         _meter.Read(_current);
         long now = Stopwatch.GetTimestamp();
-        double dt = Stopwatch.GetElapsedTime(_previousTicks, now).TotalSeconds;
+        double dt = Seconds(_previousTicks, now);
         for (int i = 0; i < _current.Length; i++) _integral[i] += 0.5 * (_previous[i] + _current[i]) * dt;
         _current.CopyTo(_previous, 0);
         _previousTicks = now;
