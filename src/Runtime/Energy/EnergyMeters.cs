@@ -3,7 +3,10 @@ namespace VitSparse.Runtime.Energy;
 /// <summary>Finds the meters this machine has and picks one for --meter.</summary>
 public static class EnergyMeters
 {
-    /// <summary>--meter values; auto prefers the sensor that sees the most of the machine: a Jetson's module rail, then the CPU package, then GPUs.</summary>
+    /// <summary>
+    /// --meter values. auto takes the sensor that sees the CPU running VitSparse: a Jetson's module rail, else the
+    /// CPU package (RAPL). NVML sees only the GPU board, which a CPU runtime leaves idle, so it must be named.
+    /// </summary>
     public static readonly string[] Choices = ["auto", "ina3221", "rapl", "nvml"];
 
     /// <summary>
@@ -39,7 +42,7 @@ public static class EnergyMeters
         if (!Choices.Contains(choice)) throw new InputException("--meter", $"unknown meter '{choice}'; known: {string.Join(", ", Choices)}");
         var probes = ProbeAll(fs);
         statuses = probes.Select(p => p.Status).ToList();
-        var chosen = choice == "auto" ? probes.FirstOrDefault(p => p.Meter != null) : probes.Single(p => p.Status.Name == choice);
+        var chosen = choice == "auto" ? probes.FirstOrDefault(p => p.Meter != null && p.Status.Name != "nvml") : probes.Single(p => p.Status.Name == choice);
         foreach (var p in probes) if (p != chosen) p.Meter?.Dispose();
         if (chosen == null) return null;
         if (chosen.Meter == null) throw new InputException("--meter", $"{choice} is unavailable: {chosen.Status.Unavailable}");

@@ -8,8 +8,8 @@ namespace VitSparse.Runtime.Energy;
 /// </summary>
 public sealed record DeviceClass(string Name, double PicojoulesPerFlop, double PicojoulesPerSramByte, double PicojoulesPerDramByte, string Source);
 
-/// <summary>The modelled energy of one inference: never a measurement, and printed only in columns that say so.</summary>
-public sealed record ModelledEnergy(string Model, string DeviceClass, int Batch, double Gflop, double WeightMegabytes, double ActivationMegabytes, double JoulesPerInference);
+/// <summary>The modelled energy of one image (weights shared by the batch): never a measurement, and printed only in columns that say so.</summary>
+public sealed record ModelledEnergy(string Model, string DeviceClass, int Batch, double Gflop, double WeightMegabytes, double ActivationMegabytes, double JoulesPerImage);
 
 /// <summary>
 /// "Modelled, not measured": energy = FLOPs·e_flop + weight bytes·e_dram + activation bytes·e_sram, for machines

@@ -6,8 +6,9 @@ namespace VitSparse.Runtime.Energy;
 public sealed record EnergyWorkload(string Model, string Runtime, double SecondsPerInference, Action<int> Run);
 
 /// <summary>Measured joules per inference of one workload over the rounds (net of idle power), and its power.</summary>
+/// <remarks><see cref="Reliable"/> is false when some round's net energy was within 1000× the meter's resolution of idle.</remarks>
 public sealed record MeasuredEnergy(string Model, string Runtime, int Rounds, int InferencesPerRound, double SecondsPerRound,
-    double JoulesPerInferenceMin, double JoulesPerInferenceMedian, double JoulesPerInferenceMax, double AverageWatts, double NetWatts);
+    double JoulesPerInferenceMin, double JoulesPerInferenceMedian, double JoulesPerInferenceMax, double AverageWatts, double NetWatts, bool Reliable);
 
 /// <summary>The whole measurement: which meter, the idle power that was subtracted, the window, the rows.</summary>
 public sealed record EnergyMeasurement(string Meter, string Source, IReadOnlyList<string> TotalChannels, double IdleWatts, double IdleSeconds,
@@ -16,8 +17,9 @@ public sealed record EnergyMeasurement(string Meter, string Source, IReadOnlyLis
 /// <summary>
 /// The energy protocol. Idle power first (nothing running, one window), as LPViT's "net power"; then rounds in
 /// which every workload runs back to back for at least one window (≥ 2 s and ≥ 40 sensor updates), the
-/// workloads alternating within each round so drift hits all alike. Per round and workload:
-/// J/inference = (E − P_idle·t) / N. Rows give min/median/max over the rounds.
+/// workloads alternating within each round so drift hits all alike. A workload runs in chunks until the window
+/// is full (its latency estimate only sizes the chunks), so a slow machine still fills every window. Per round
+/// and workload: J/inference = (E − P_idle·t) / N. Rows give min/median/max over the rounds.
 /// </summary>
 public static class EnergyProtocol
 {
@@ -34,26 +36,32 @@ public static class EnergyProtocol
         var idle = recorder.Stop();
         double idleWatts = idle.AverageWatts;
 
-        var counts = workloads.Select(w => Math.Max(1, (int)Math.Ceiling(window.TotalSeconds / Math.Max(w.SecondsPerInference, 1e-6)))).ToArray();
+        // About eight chunks per window: the clock is checked between chunks, not between inferences.
+        var chunks = workloads.Select(w => Math.Max(1, (int)(window.TotalSeconds / 8 / Math.Max(w.SecondsPerInference, 1e-6)))).ToArray();
+        var counts = workloads.Select(_ => new List<int>()).ToArray();
+        var unreliable = new bool[workloads.Count];
         var perInference = workloads.Select(_ => new List<double>()).ToArray();
         var watts = workloads.Select(_ => new List<double>()).ToArray();
         var seconds = workloads.Select(_ => new List<double>()).ToArray();
         for (int r = 0; r < rounds; r++)
         {
-            log?.Invoke($"energy: round {r + 1}/{rounds} ({string.Join(", ", workloads.Select((w, i) => $"{counts[i]} × {w.Runtime} on {w.Model}"))})…");
+            log?.Invoke($"energy: round {r + 1}/{rounds}, {window.TotalSeconds:0.0} s each of {string.Join(", ", workloads.Select(w => $"{w.Runtime} on {w.Model}"))}…");
             for (int i = 0; i < workloads.Count; i++)
             {
+                int n = 0;
                 recorder.Start();
                 long t0 = Stopwatch.GetTimestamp();
-                workloads[i].Run(counts[i]);
-                double busy = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                do { workloads[i].Run(chunks[i]); n += chunks[i]; }
+                while (Stopwatch.GetElapsedTime(t0) < window);
                 var w = recorder.Stop();
                 double net = w.TotalJoules - idleWatts * w.Seconds;
                 if (net < 1000 * meter.Resolution)
+                {
+                    unreliable[i] = true;
                     warnings.Add($"{workloads[i].Runtime} on {workloads[i].Model}, round {r + 1}: net energy {net:0.###} J is within 1000× the meter's resolution ({meter.Resolution:g3} J) of idle: not a reliable number");
-                if (busy < 0.5 * window.TotalSeconds)
-                    warnings.Add($"{workloads[i].Runtime} on {workloads[i].Model}, round {r + 1}: {counts[i]} inferences took only {busy:0.00} s of a {window.TotalSeconds:0.0} s window");
-                perInference[i].Add(net / counts[i]);
+                }
+                counts[i].Add(n);
+                perInference[i].Add(net / n);
                 watts[i].Add(w.AverageWatts);
                 seconds[i].Add(w.Seconds);
             }
@@ -62,7 +70,7 @@ public static class EnergyProtocol
         {
             var j = perInference[i].Order().ToArray();
             double avg = Median(watts[i]);
-            return new MeasuredEnergy(w.Model, w.Runtime, rounds, counts[i], Median(seconds[i]), j[0], Median(j), j[^1], avg, avg - idleWatts);
+            return new MeasuredEnergy(w.Model, w.Runtime, rounds, (int)Median(counts[i].Select(c => (double)c).ToList()), Median(seconds[i]), j[0], Median(j), j[^1], avg, avg - idleWatts, !unreliable[i]);
         }).ToList();
         var total = meter.Channels.Where(c => c.InTotal).Select(c => c.Name).ToList();
         return new EnergyMeasurement(meter.Name, meter.Source, total, idleWatts, idle.Seconds, window.TotalSeconds,
