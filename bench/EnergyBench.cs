@@ -25,7 +25,7 @@ public static class EnergyBench
         Description = "also measure joules per inference with a power sensor (idle power first, then ≥ 2 s of inferences per runtime per round); " +
                       "without a sensor, print the modelled estimate (labelled as such)",
     };
-    static readonly Option<string> MeterOption = new("--meter") { Description = "sensor for --energy: auto (ina3221, else rapl), ina3221, rapl or nvml", DefaultValueFactory = _ => "auto" };
+    static readonly Option<string> MeterOption = new("--meter") { Description = "sensor for --energy: auto (ina3221, else rapl, else tegrastats), ina3221, rapl, tegrastats or nvml", DefaultValueFactory = _ => "auto" };
     internal static readonly Option<string> SysfsRootOption = new("--sysfs-root") { Description = "directory holding sys/ (a host's /sys mounted into a container, or a copy from another device)", DefaultValueFactory = _ => "/" };
     static readonly Option<int> RoundsOption = new("--energy-rounds") { Description = "energy rounds, each running every runtime for one window", DefaultValueFactory = _ => 3 };
     static readonly Option<double> WindowOption = new("--energy-window") { Description = "seconds of back-to-back inferences per runtime per round (at least 2, and 40 sensor updates)", DefaultValueFactory = _ => 2.0 };

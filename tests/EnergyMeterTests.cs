@@ -274,7 +274,7 @@ public class EnergyMeterTests
         using (var m = EnergyMeters.Select("auto", new Sysfs(Tree("jetson_nano_jp4")), out var statuses))
         {
             Assert.Equal("ina3221", m!.Name);
-            Assert.Equal(["ina3221", "rapl", "nvml"], statuses.Select(s => s.Name));
+            Assert.Equal(["ina3221", "rapl", "tegrastats", "nvml"], statuses.Select(s => s.Name));
             Assert.Equal([true, false], statuses.Take(2).Select(s => s.Available));
         }
         Assert.Null(EnergyMeters.Select("auto", new Sysfs(Fixtures.TempDir()), out _));

@@ -16,7 +16,7 @@ public class MetersCliTests
         Assert.Contains("ina3221 over 0.2 s: 2.50 W total (POM_5V_IN 2.50 W, POM_5V_GPU 0.50 W, POM_5V_CPU 1.00 W)", o);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var meters = doc.RootElement.GetProperty("meters").EnumerateArray().ToList();
-        Assert.Equal(["ina3221", "rapl", "nvml"], meters.Select(m => m.GetProperty("name").GetString()));
+        Assert.Equal(["ina3221", "rapl", "tegrastats", "nvml"], meters.Select(m => m.GetProperty("name").GetString()));
         Assert.True(meters[0].GetProperty("available").GetBoolean());
         Assert.False(meters[1].GetProperty("available").GetBoolean());
         Assert.Contains("no intel-rapl zones", meters[1].GetProperty("unavailable").GetString());

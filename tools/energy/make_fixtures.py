@@ -98,6 +98,9 @@ def main():
         "11-30-2026 06:40:01 RAM 2472/7620MB (lfb 1181x4MB) SWAP 0/3810MB (cached 0MB) CPU [2%@729,0%@729,1%@729,0%@729,off,off] "
         "EMC_FREQ 0%@2133 GR3D_FREQ 0%@[305] cpu@48.562C soc2@47.125C soc0@47.718C gpu@47.437C tj@49.312C soc1@47.281C "
         "VDD_IN 5251mW/8535mW VDD_CPU_GPU_CV 512mW/1944mW VDD_SOC 2720mW/3659mW\n")
+    # The Orin line without its VDD_SOC rail, to test a rail vanishing from tegrastats' output.
+    (ROOT / "tegrastats_orin_no_soc.txt").write_text(
+        "11-30-2026 06:40:02 RAM 2472/7620MB CPU [2%@729,0%@729] VDD_IN 5251mW/8535mW VDD_CPU_GPU_CV 512mW/1944mW\n")
     (ROOT / "tegrastats_bad.txt").write_text(
         "RAM 2594/3956MB (lfb 12x4MB) CPU [12%@1479] EMC_FREQ 8%\n"
         "RAM 2472/7620MB VDD_IN 5.2W/8.5W\n"

@@ -5,15 +5,16 @@ public static class EnergyMeters
 {
     /// <summary>
     /// --meter values. auto takes the sensor that sees the CPU running VitSparse: a Jetson's module rail, else the
-    /// CPU package (RAPL). NVML sees only the GPU board, which a CPU runtime leaves idle, so it must be named.
+    /// CPU package (RAPL), else a Jetson's tegrastats output. NVML sees only the GPU board, which a CPU runtime
+    /// leaves idle, so it must be named.
     /// </summary>
-    public static readonly string[] Choices = ["auto", "ina3221", "rapl", "nvml"];
+    public static readonly string[] Choices = ["auto", "ina3221", "rapl", "nvml", "tegrastats"];
 
     /// <summary>
     /// Probes every kind. A sensor that is absent, not permitted or gives a malformed value is reported as
     /// unavailable with the reason (naming the file); available ones come back open, for the caller to dispose.
     /// </summary>
-    public static List<MeterProbe> ProbeAll(Sysfs fs) => [Probe("ina3221", fs), Probe("rapl", fs), Probe("nvml", fs)];
+    public static List<MeterProbe> ProbeAll(Sysfs fs) => [Probe("ina3221", fs), Probe("rapl", fs), Probe("tegrastats", fs), Probe("nvml", fs)];
 
     static MeterProbe Probe(string name, Sysfs fs)
     {
@@ -24,12 +25,13 @@ public static class EnergyMeters
                 "rapl" => RaplMeter.Probe(fs),
                 "ina3221" => Ina3221Meter.Probe(fs),
                 "nvml" => NvmlMeter.Probe(),
+                "tegrastats" => TegrastatsMeter.Probe(),
                 _ => throw new InputException("--meter", $"unknown meter '{name}'; known: {string.Join(", ", Choices)}"),
             };
         }
         catch (SensorException e)
         {
-            return MeterProbe.Missing(name, name == "ina3221" ? "power (integrated)" : "energy counter", e.Sensor, e.Message);
+            return MeterProbe.Missing(name, name is "ina3221" or "tegrastats" ? "power (integrated)" : "energy counter", e.Sensor, e.Message);
         }
     }
 
