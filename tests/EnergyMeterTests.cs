@@ -139,6 +139,14 @@ public class EnergyMeterTests
     }
 
     [Fact]
+    public void Rapl_zone_name_unreadable_is_unavailable_not_a_crash()
+    {
+        var p = RaplMeter.Probe(new DenyingSysfs(Tree("rapl_server"), "name"));
+        Assert.Null(p.Meter);
+        Assert.Contains("intel-rapl:0/name: permission denied", p.Status.Unavailable);
+    }
+
+    [Fact]
     public void Rapl_permission_denied_by_file_mode_when_not_root()
     {
         if (Environment.UserName == "root" || OperatingSystem.IsWindows()) return;   // root reads a 0000 file; the hook test above covers it

@@ -55,10 +55,10 @@ public sealed class RaplMeter : IEnergyMeter
             return MeterProbe.Missing("rapl", "energy counter", where,
                 $"no intel-rapl zones under {where} (not an Intel or AMD Zen CPU, a VM that does not expose RAPL, or the intel_rapl_common module is not loaded)");
         var names = new Dictionary<string, string>();   // zone id (intel-rapl:0) -> name (package-0)
-        foreach (var d in dirs) names[Path.GetFileName(d)] = fs.ReadText(Path.Combine(d, "name"));
         var zones = new List<Zone>();
         try
         {
+            foreach (var d in dirs) names[Path.GetFileName(d)] = fs.ReadText(Path.Combine(d, "name"));
             foreach (var d in dirs.OrderBy(Path.GetFileName, StringComparer.Ordinal))
             {
                 string id = Path.GetFileName(d);
@@ -105,7 +105,7 @@ public sealed class RaplMeter : IEnergyMeter
             {
                 if (z.Range <= 0)
                     throw new SensorException(z.File, $"counter went backwards ({z.Last} → {raw} µJ) and there is no max_energy_range_uj to undo a wrap-around", SensorFault.Malformed);
-                delta += z.Range;   // one wrap; reads come far more often than a wrap (minutes at full power)
+                delta += z.Range;   // one wrap: windows are ≤ 600 s, a package counter wraps after 262 kJ (15 min at 300 W)
             }
             z.Last = raw;
             z.Microjoules += delta;

@@ -62,8 +62,11 @@ public class Sysfs(string root)
     }
 
     /// <summary>Files in a directory matching a pattern, in ordinal order.</summary>
-    public IReadOnlyList<string> Files(string dir, string pattern) =>
-        Directory.Exists(dir) ? Directory.EnumerateFiles(dir, pattern).Order(StringComparer.Ordinal).ToList() : [];
+    public IReadOnlyList<string> Files(string dir, string pattern)
+    {
+        try { return Directory.Exists(dir) ? Directory.EnumerateFiles(dir, pattern).Order(StringComparer.Ordinal).ToList() : []; }
+        catch (UnauthorizedAccessException e) { throw new SensorException(dir, "permission denied (cannot list the directory)", SensorFault.PermissionDenied, e); }
+    }
 
     static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
 }
