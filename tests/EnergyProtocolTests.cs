@@ -43,8 +43,11 @@ public class EnergyProtocolTests
         Assert.Equal(2.0, r.WindowSeconds);   // raised to the 2 s minimum
         Assert.Equal(2.0, r.IdleWatts, 2);
         Assert.Equal(["total"], r.TotalChannels);
-        Assert.InRange(r.Rows[0].InferencesPerRound, 40, 45);   // chunks of 5 until the 2 s window is full
-        Assert.InRange(r.Rows[1].InferencesPerRound, 80, 90);
+        // Chunks of 2 s / 8 / latency (5 and 10) until the 2 s window is full; a loaded machine oversleeps, so fewer fit.
+        Assert.Equal(0, r.Rows[0].InferencesPerRound % 5);
+        Assert.Equal(0, r.Rows[1].InferencesPerRound % 10);
+        Assert.InRange(r.Rows[0].InferencesPerRound, 20, 45);
+        Assert.InRange(r.Rows[1].InferencesPerRound, 40, 90);
         Assert.True(r.Rows[0].Reliable);
         Assert.False(r.Rows[1].Reliable);
         Assert.Equal(0.5, r.Rows[0].JoulesPerInferenceMedian, 2);

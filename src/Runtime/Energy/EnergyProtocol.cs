@@ -6,7 +6,7 @@ namespace VitSparse.Runtime.Energy;
 public sealed record EnergyWorkload(string Model, string Runtime, double SecondsPerInference, Action<int> Run);
 
 /// <summary>Measured joules per inference of one workload over the rounds (net of idle power), and its power.</summary>
-/// <remarks><see cref="Reliable"/> is false when some round's net energy was within 1000× the meter's resolution of idle.</remarks>
+/// <remarks>InferencesPerRound is a real round's count (the lower median). <see cref="Reliable"/> is false when some round's net energy was within 1000× the meter's resolution of idle.</remarks>
 public sealed record MeasuredEnergy(string Model, string Runtime, int Rounds, int InferencesPerRound, double SecondsPerRound,
     double JoulesPerInferenceMin, double JoulesPerInferenceMedian, double JoulesPerInferenceMax, double AverageWatts, double NetWatts, bool Reliable);
 
@@ -70,7 +70,7 @@ public static class EnergyProtocol
         {
             var j = perInference[i].Order().ToArray();
             double avg = Median(watts[i]);
-            return new MeasuredEnergy(w.Model, w.Runtime, rounds, (int)Median(counts[i].Select(c => (double)c).ToList()), Median(seconds[i]), j[0], Median(j), j[^1], avg, avg - idleWatts, !unreliable[i]);
+            return new MeasuredEnergy(w.Model, w.Runtime, rounds, counts[i].Order().ElementAt((rounds - 1) / 2), Median(seconds[i]), j[0], Median(j), j[^1], avg, avg - idleWatts, !unreliable[i]);
         }).ToList();
         var total = meter.Channels.Where(c => c.InTotal).Select(c => c.Name).ToList();
         return new EnergyMeasurement(meter.Name, meter.Source, total, idleWatts, idle.Seconds, window.TotalSeconds,
