@@ -7,6 +7,7 @@ using VitSparse.Kernels;
 using VitSparse.Pruning;
 using VitSparse.Runtime.Formats;
 using VitSparse.Runtime;
+using VitSparse.Runtime.Energy;
 using VitSparse.Runtime.Models;
 using VitSparse.Runtime.Text;
 
@@ -24,9 +25,16 @@ public sealed record SkippedPeer(string Model, string Runtime, string Reason);
 public sealed record Speedup(string Model, string Runtime, double DenseMs, double PrunedMs, double MeasuredSpeedup, double MacRatio, long DenseParams, long PrunedParams)
 {
     public double SpeedupOverMacRatio => MeasuredSpeedup / MacRatio;
+    /// <summary>Dense ÷ pruned joules per inference from a sensor (bench --energy with a meter).</summary>
+    public double? MeasuredEnergyRatio { get; init; }
+    /// <summary>The same ratio from <see cref="VitSparse.Runtime.Energy.EnergyModel"/>: modelled, not measured.</summary>
+    public double? ModelledEnergyRatio { get; init; }
 }
 
-public sealed record BenchReport(string Machine, List<BenchResult> Results, List<SkippedPeer> Skipped, Dictionary<string, Dictionary<string, double>> BreakdownMs, List<Speedup> Speedups);
+public sealed record BenchReport(string Machine, List<BenchResult> Results, List<SkippedPeer> Skipped, Dictionary<string, Dictionary<string, double>> BreakdownMs, List<Speedup> Speedups)
+{
+    public EnergyReport? Energy { get; set; }
+}
 
 /// <summary>
 /// `bench --model deit_s [--peers ort,torch]`: builds each model (seeded synthetic weights unless --weights
@@ -52,6 +60,7 @@ public static class BenchApp
         {
             models, weights, threads, batch, warmup, iterations, peers, breakdown, json,
         };
+        EnergyBench.AddOptions(root);
         root.SetAction(pr =>
         {
             try
@@ -62,12 +71,15 @@ public static class BenchApp
                 var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!));
                 settings.Validate();
                 var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], []);
-                foreach (var n in names) Measure(n, w, settings, report, stderr);
+                using var energy = EnergyBench.Open(pr);
+                report.Energy = energy?.Report;
+                foreach (var n in names) Measure(n, w, settings, report, stderr, energy);
                 stdout.WriteLine($"VitSparse bench · {report.Machine}");
                 stdout.WriteLine();
                 stdout.Write(Table(report.Results));
                 foreach (var s in report.Skipped) stdout.WriteLine($"skipped {s.Runtime} for {s.Model}: {s.Reason}");
                 if (report.Speedups.Count > 0) stdout.Write(SpeedupTable(report.Speedups));
+                if (report.Energy != null) stdout.Write(EnergyBench.Tables(report.Energy));
                 if (pr.GetValue(breakdown)) stdout.Write(BreakdownTable(report.BreakdownMs));
                 if (pr.GetValue(json) is { } path)
                     VitSparse.Runtime.Formats.AtomicFile.Write(path, s => JsonSerializer.Serialize(s, report, BenchJson.Default.BenchReport));
@@ -110,6 +122,8 @@ public static class BenchApp
         public List<double> Times { get; } = [];
         public float[]? Logits { get; } = logits;
         public void Round(int count) => Times.AddRange(run(count));
+        /// <summary>count inferences whose times are not kept (the energy windows).</summary>
+        public void Untimed(int count) => run(count);
     }
 
     /// <summary>One model measured: the dense model, or for an SNP name also its pruned version.</summary>
@@ -124,7 +138,7 @@ public static class BenchApp
 
     const int SnpCalibrationImages = 8;
 
-    static void Measure(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log)
+    static void Measure(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log, EnergyBench.Session? energy)
     {
         bool snp = SnpModels.TryGetValue(name, out var snpSpec);
         string denseName = snp ? snpSpec.Dense : name;
@@ -200,6 +214,8 @@ public static class BenchApp
             foreach (var (_, x) in contenders) x.Times.Clear();
             for (int done = 0; done < s.Iterations; done += RoundSize)
                 foreach (var (_, x) in contenders) x.Round(Math.Min(RoundSize, s.Iterations - done));
+            if (energy != null)
+                EnergyBench.Measure(energy, contenders.Select(x => (x.Variant.Label, x.Variant.Model.Config, x.Contender.Name, Median(x.Contender.Times), (Action<int>)x.Contender.Untimed)).ToList(), s.Batch, log);
 
             for (int i = 0; i < variants.Count; i++)
             {
@@ -236,7 +252,9 @@ public static class BenchApp
                 var d = report.Results.LastOrDefault(r => r.Model == variants[0].Label && r.Runtime == runtime);
                 var p = report.Results.LastOrDefault(r => r.Model == variants[1].Label && r.Runtime == runtime);
                 if (d == null || p == null) continue;
-                report.Speedups.Add(new Speedup(variants[1].Label, runtime, d.MedianMs, p.MedianMs, d.MedianMs / p.MedianMs, d.Gmac / p.Gmac, d.Params, p.Params));
+                var (measuredEnergy, modelledEnergy) = EnergyBench.Ratios(report.Energy, variants[0].Label, variants[1].Label, runtime);
+                report.Speedups.Add(new Speedup(variants[1].Label, runtime, d.MedianMs, p.MedianMs, d.MedianMs / p.MedianMs, d.Gmac / p.Gmac, d.Params, p.Params)
+                    { MeasuredEnergyRatio = measuredEnergy, ModelledEnergyRatio = modelledEnergy });
             }
     }
 
@@ -357,11 +375,16 @@ public static class BenchApp
     static string SpeedupTable(List<Speedup> speedups)
     {
         var inv = CultureInfo.InvariantCulture;
-        var t = new MarkdownTable("pruned model", "runtime", "dense ms", "pruned ms", "speedup", "MAC ratio", "speedup ÷ MAC ratio", "params")
-            .RightAlign(2, 3, 4, 5, 6);
+        // Energy ratios sit beside the speedup, measured and modelled in columns of their own.
+        bool measured = speedups.Any(x => x.MeasuredEnergyRatio != null), modelled = speedups.Any(x => x.ModelledEnergyRatio != null);
+        var t = new MarkdownTable(["pruned model", "runtime", "dense ms", "pruned ms", "speedup", .. measured ? ["energy ratio (measured)"] : Array.Empty<string>(),
+            .. modelled ? ["energy ratio (modelled)"] : Array.Empty<string>(), "MAC ratio", "speedup ÷ MAC ratio", "params"]);
+        t.RightAlign([.. Enumerable.Range(2, 5 + (measured ? 1 : 0) + (modelled ? 1 : 0))]);
         foreach (var x in speedups)
-            t.Add(x.Model, x.Runtime, x.DenseMs.ToString("0.00", inv), x.PrunedMs.ToString("0.00", inv), x.MeasuredSpeedup.ToString("0.00×", inv),
-                x.MacRatio.ToString("0.00×", inv), x.SpeedupOverMacRatio.ToString("0.00", inv), $"{x.DenseParams / 1e6:0.00} M → {x.PrunedParams / 1e6:0.00} M");
+            t.Add([x.Model, x.Runtime, x.DenseMs.ToString("0.00", inv), x.PrunedMs.ToString("0.00", inv), x.MeasuredSpeedup.ToString("0.00×", inv),
+                .. measured ? [x.MeasuredEnergyRatio?.ToString("0.00×", inv) ?? ""] : Array.Empty<string>(),
+                .. modelled ? [x.ModelledEnergyRatio?.ToString("0.00×", inv) ?? ""] : Array.Empty<string>(),
+                x.MacRatio.ToString("0.00×", inv), x.SpeedupOverMacRatio.ToString("0.00", inv), $"{x.DenseParams / 1e6:0.00} M → {x.PrunedParams / 1e6:0.00} M"]);
         return Environment.NewLine + "Dense vs pruned (same run, alternating):" + Environment.NewLine + Environment.NewLine + t;
     }
 

@@ -21,6 +21,7 @@ public static class CliApp
             PruneCommand.Create(stdout, stderr),
             FidelityCommand.Create(stdout, stderr),
             EvalCommand.Create(stdout, stderr),
+            MetersCommand.Create(stdout, stderr),
         };
         root.Options.Add(VerboseOption);
         var result = root.Parse(args);
