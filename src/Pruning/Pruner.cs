@@ -98,7 +98,7 @@ public static class Pruner
         var after = pruned.Config;
         var blocks = after.Blocks.Select((b, i) => new BlockWidths(i, string.Join(",", b.QkWidths), string.Join(",", b.VWidths), b.MlpHidden,
             before.Blocks[i].QkTotal, before.Blocks[i].VTotal, before.Blocks[i].MlpHidden)).ToList();
-        var report = new PruningReport(before.Name, criterion.ToString(), target.Describe(), criterion is Criterion.Snp or Criterion.ReverseSnp ? calibrationImages : 0,
+        var report = new PruningReport(before.Name, criterion.Name(), target.Describe(), criterion is Criterion.Snp or Criterion.ReverseSnp ? calibrationImages : 0,
             criterion is Criterion.Snp or Criterion.ReverseSnp ? gamma : 0,
             ModelStats.Macs(before), ModelStats.Macs(after), ModelStats.Params(before), ModelStats.Params(after), before.EmbedDim, after.EmbedDim, blocks);
         return (pruned, report);

@@ -21,3 +21,11 @@ public sealed class InputException(string argument, string problem) : VitSparseE
 {
     public string Argument { get; } = argument;
 }
+
+/// <summary>An output that cannot be written (missing or read-only directory, a directory in its place): names the user's path.</summary>
+public sealed class OutputException(string file, string problem, Exception? inner = null)
+    : VitSparseException($"{file}: {problem}", inner)
+{
+    /// <summary>The output path as the user gave it.</summary>
+    public string File { get; } = file;
+}

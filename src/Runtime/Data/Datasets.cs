@@ -104,7 +104,10 @@ public sealed class IdxImages : ILabelledImages
     }
 }
 
-/// <summary>Preprocessed images X [N, C, H, W] and labels Y [N] (class indices stored as float32) from .npy files.</summary>
+/// <summary>
+/// Preprocessed images X [N, C, H, W] (float32) and labels Y [N] (class indices: int64 as NumPy saves them,
+/// any other integer type, or whole float32/float64) from .npy files.
+/// </summary>
 public sealed class NpyImages : ILabelledImages
 {
     readonly NpyArray _x;
@@ -112,21 +115,28 @@ public sealed class NpyImages : ILabelledImages
     readonly int _count, _per;
     int _done;
 
+    /// <inheritdoc/>
     public string Description { get; }
+    /// <inheritdoc/>
     public int Count => _count;
 
-    public NpyImages(string x, string y, VitConfig config, int limit = int.MaxValue)
+    /// <summary>
+    /// Reads both files and checks them: X fits the model, one label per image, each label a class of the model, and
+    /// X finite as <paramref name="nonFinite"/> says (refused by default; a warning goes to <paramref name="warn"/>).
+    /// </summary>
+    public NpyImages(string x, string y, VitConfig config, int limit = int.MaxValue, NonFinitePolicy nonFinite = NonFinitePolicy.Refuse, Action<string>? warn = null)
     {
         _x = Npy.Read(x);
-        var labels = Npy.Read(y);
         int n = _x.RequireImages(config, "--npy", x);
+        NonFinite.Check(_x.Data, "--npy", x, nonFinite, warn);
+        var labels = Npy.ReadLabels(y);
         if (labels.Shape.Length != 1 || labels.Shape[0] != n)
             throw new InputException("--npy", $"{y} has shape ({string.Join(", ", labels.Shape)}), expected ({n},): one label per image");
-        _y = new int[labels.Data.Length];
+        _y = new int[labels.Values.Length];
         for (int i = 0; i < _y.Length; i++)
         {
-            float v = labels.Data[i];
-            if (v != MathF.Floor(v) || v < 0 || v >= config.NumClasses)
+            long v = labels.Values[i];
+            if (v < 0 || v >= config.NumClasses)
                 throw new FileFormatException(y, $"label {v} at {i} is not a class index below {config.NumClasses}");
             _y[i] = (int)v;
         }

@@ -19,9 +19,12 @@ public sealed record NpyArray(int[] Shape, float[] Data)
     }
 }
 
+/// <summary>Integer class labels read from a .npy file (<see cref="Npy.ReadLabels"/>).</summary>
+public sealed record NpyLabels(int[] Shape, long[] Values);
+
 /// <summary>
-/// NumPy .npy (format versions 1, 2 and 3) for little-endian float32 C-order arrays, the only kind the
-/// CLI exchanges. Anything else is refused with the file name and what was found.
+/// NumPy .npy (format versions 1, 2 and 3) for little-endian float32 C-order arrays, the kind the CLI
+/// exchanges, and integer label arrays. Anything else is refused with the file name and what was found.
 /// </summary>
 public static partial class Npy
 {
@@ -31,6 +34,7 @@ public static partial class Npy
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranRx();
     [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapeRx();
 
+    /// <summary>Reads a float32 .npy file; any other dtype, Fortran order or a size mismatch is a <see cref="FileFormatException"/>.</summary>
     public static NpyArray Read(string path)
     {
         byte[] bytes;
@@ -39,7 +43,56 @@ public static partial class Npy
         return Parse(bytes, path);
     }
 
+    /// <summary>Parses a float32 .npy held in memory; <paramref name="name"/> names it in errors.</summary>
     public static NpyArray Parse(ReadOnlySpan<byte> bytes, string name)
+    {
+        var (_, shape, start) = ParseHeader(bytes, name, labels: false);
+        var data = bytes[start..];
+        var floats = new float[data.Length / 4];
+        for (int i = 0; i < floats.Length; i++) floats[i] = BinaryPrimitives.ReadSingleLittleEndian(data[(4 * i)..]);
+        return new NpyArray(shape, floats);
+    }
+
+    /// <summary>
+    /// Reads class labels: any integer dtype NumPy writes (int64 by default; int32, int16, int8, uint8 … too), or
+    /// float32/float64 holding whole numbers. Shape and values are returned as read; the caller checks ranges.
+    /// </summary>
+    public static NpyLabels ReadLabels(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (FileNotFoundException) { throw new FileFormatException(path, "file not found"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FileFormatException(path, $"cannot read: {e.Message}", e); }
+        var (dtype, shape, start) = ParseHeader(bytes, path, labels: true);
+        var data = bytes.AsSpan(start);
+        int size = LabelDtypes[dtype];
+        var values = new long[data.Length / size];
+        for (int i = 0; i < values.Length; i++)
+        {
+            var b = data[(i * size)..];
+            values[i] = dtype switch
+            {
+                "<i8" => BinaryPrimitives.ReadInt64LittleEndian(b), "<i4" => BinaryPrimitives.ReadInt32LittleEndian(b),
+                "<i2" => BinaryPrimitives.ReadInt16LittleEndian(b), "|i1" => (sbyte)b[0],
+                "<u8" => (long)Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(b), long.MaxValue), "<u4" => BinaryPrimitives.ReadUInt32LittleEndian(b),
+                "<u2" => BinaryPrimitives.ReadUInt16LittleEndian(b), "|u1" => b[0],
+                _ => Whole(dtype == "<f4" ? BinaryPrimitives.ReadSingleLittleEndian(b) : BinaryPrimitives.ReadDoubleLittleEndian(b), i, path),
+            };
+        }
+        return new NpyLabels(shape, values);
+    }
+
+    static long Whole(double v, int index, string path) => v == Math.Floor(v) && Math.Abs(v) < 1e15 ? (long)v
+        : throw new FileFormatException(path, $"label {v} at {index} is not a whole number");
+
+    /// <summary>Label dtypes and their element sizes.</summary>
+    static readonly Dictionary<string, int> LabelDtypes = new(StringComparer.Ordinal)
+    {
+        ["<i8"] = 8, ["<i4"] = 4, ["<i2"] = 2, ["|i1"] = 1, ["<u8"] = 8, ["<u4"] = 4, ["<u2"] = 2, ["|u1"] = 1, ["<f4"] = 4, ["<f8"] = 8,
+    };
+
+    /// <summary>Checks magic, version, header, dtype, order and size; returns the dtype, the shape and where the data starts.</summary>
+    static (string Dtype, int[] Shape, int DataStart) ParseHeader(ReadOnlySpan<byte> bytes, string name, bool labels)
     {
         if (bytes.Length < 10 || !bytes[..6].SequenceEqual(Magic)) throw new FileFormatException(name, "not a NumPy .npy file (bad magic)");
         int major = bytes[6];
@@ -58,7 +111,10 @@ public static partial class Npy
         var fortran = FortranRx().Match(header);
         var shapeM = ShapeRx().Match(header);
         if (!descr.Success || !fortran.Success || !shapeM.Success) throw new FileFormatException(name, $"malformed .npy header: {header.Trim()}");
-        if (descr.Groups[1].Value != "<f4") throw new FileFormatException(name, $"dtype '{descr.Groups[1].Value}' is not little-endian float32 ('<f4'); convert with x.astype('<f4')");
+        string dtype = descr.Groups[1].Value;
+        if (labels && !LabelDtypes.ContainsKey(dtype))
+            throw new FileFormatException(name, $"dtype '{dtype}' is not a label type: little-endian integers (int64, int32, int16, int8, uint8 …) or float32/float64 whole numbers");
+        if (!labels && dtype != "<f4") throw new FileFormatException(name, $"dtype '{dtype}' is not little-endian float32 ('<f4'); convert with x.astype('<f4')");
         if (fortran.Groups[1].Value == "True") throw new FileFormatException(name, "array is in Fortran order; save a C-order array (np.ascontiguousarray)");
         var dims = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var shape = new int[dims.Length];
@@ -70,12 +126,10 @@ public static partial class Npy
             elements *= shape[i];
         }
         long dataStart = headerStart + headerLen;
-        if (bytes.Length - dataStart != elements * 4)
-            throw new FileFormatException(name, $"shape ({string.Join(",", shape)}) needs {elements * 4} data bytes, file has {bytes.Length - dataStart}");
-        var data = new float[elements];
-        var src = bytes[(int)dataStart..];
-        for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
-        return new NpyArray(shape, data);
+        int size = labels ? LabelDtypes[dtype] : 4;
+        if (bytes.Length - dataStart != elements * size)
+            throw new FileFormatException(name, $"shape ({string.Join(",", shape)}) needs {elements * size} data bytes, file has {bytes.Length - dataStart}");
+        return (dtype, shape, (int)dataStart);
     }
 
     public static void Write(string path, ReadOnlySpan<int> shape, ReadOnlySpan<float> data)

@@ -53,8 +53,12 @@ public static class Architectures
         return false;
     }
 
-    public static VitConfig Get(string name) => TryGet(name, out var c) ? c
-        : throw new InputException("--arch", $"unknown architecture '{name}'; known: {string.Join(", ", Names)}");
+    /// <summary>
+    /// The architecture called <paramref name="name"/> (or an alias); an unknown name is an <see cref="InputException"/>
+    /// on <paramref name="argument"/> (the option that gave it) with the closest known name suggested.
+    /// </summary>
+    public static VitConfig Get(string name, string argument = "--arch") => TryGet(name, out var c) ? c
+        : throw new InputException(argument, $"unknown architecture '{name}'{Text.DidYouMean.Hint(name, Names)}; known: {string.Join(", ", Names)}");
 
     /// <summary>SNP keeps every head of a block at the same widths (the released ratios are multiples of 1/64 per head).</summary>
     static VitConfig Snp(string name, int embed, int heads, int[] qk, int[] v, int[] ffn) =>

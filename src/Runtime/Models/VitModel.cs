@@ -128,21 +128,22 @@ public sealed class VitModel
 
     /// <summary>
     /// Writes the model's config and the given tensors as our compact safetensors, with the class names
-    /// (one per output) when given, so a pruned model still prints them.
+    /// (one per output) when given, so a pruned model still prints them, and any further string metadata.
     /// </summary>
-    public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32, string[]? classNames = null)
+    public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32, string[]? classNames = null,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         if (classNames != null && classNames.Length != config.NumClasses)
             throw new InputException(nameof(classNames), $"{classNames.Length} names for a model with {config.NumClasses} classes");
         var tensors = VitLayout.ExpectedShapes(config.Validate())
             .Select(kv => new TensorToWrite(kv.Key, kv.Value, src.Floats(kv.Key).ToArray(), dtype)).ToList();
-        var metadata = new Dictionary<string, string>
+        var all = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             [VitConfig.MetadataKey] = config.ToJson(),
             ["format"] = "pt",
             ["producer"] = "vitsparse",
         };
-        if (classNames != null) metadata[ClassNames.MetadataKey] = ClassNames.ToJson(classNames);
-        SafeTensorsWriter.Write(path, tensors, metadata);
+        if (classNames != null) all[ClassNames.MetadataKey] = ClassNames.ToJson(classNames);
+        SafeTensorsWriter.Write(path, tensors, all);
     }
 }
