@@ -45,4 +45,17 @@ public class SampleTests
         Assert.Contains("nothing.png", stderr);
         Assert.Single(stderr.Trim().Split('\n'));
     }
+
+    [Theory]
+    [InlineData("VitSparse.Runtime", "M:VitSparse.Runtime.InferenceSession.Run(")]
+    [InlineData("VitSparse.Runtime", "M:VitSparse.Runtime.Images.ImageFile.FromPixels(")]
+    [InlineData("VitSparse.Pruning", "M:VitSparse.Pruning.Pruner.Prune(")]
+    public void The_public_api_ships_its_xml_documentation(string assembly, string member)
+    {
+        string xml = Path.Combine(AppContext.BaseDirectory, assembly + ".xml");
+        Assert.True(File.Exists(xml), $"{xml} is missing: GenerateDocumentationFile is off");
+        var doc = System.Xml.Linq.XDocument.Load(xml);
+        var summary = doc.Descendants("member").Single(m => ((string)m.Attribute("name")!).StartsWith(member, StringComparison.Ordinal)).Element("summary");
+        Assert.False(string.IsNullOrWhiteSpace(summary?.Value), member);
+    }
 }

@@ -10,6 +10,7 @@ public sealed record BlockRatio(double Qk, double V, double Mlp);
 /// <summary>A per-layer ratio file: {"embed": r, "blocks": [{"qk": r, "v": r, "mlp": r}, …]} or {"embed": r, "default": {…}}.</summary>
 public sealed record RatioSpec(double Embed, BlockRatio[] Blocks)
 {
+    /// <summary>Parses a ratio file's JSON (<paramref name="file"/> names it in errors) for a model of <paramref name="depth"/> blocks; every ratio must be in [0, 1).</summary>
     public static RatioSpec Parse(string json, string file, int depth)
     {
         JsonDocument doc;
@@ -91,6 +92,7 @@ public static class Allocation
         return kept;
     }
 
+    /// <summary>Widths from per-layer ratios (kept = width − round(r·width) per head), the kept units chosen by score.</summary>
     public static PruningPlan FromRatios(VitConfig dense, RatioSpec r, UnitScores s)
     {
         var blocks = new BlockPlan[dense.Depth];
@@ -175,7 +177,7 @@ public static class Allocation
         return heads.Select(h => h.Select(x => (float)(x * scale)).ToArray()).ToArray();
     }
 
-    /// <summary>Per head, units in ascending score; a step removes the next unit of every head in <see cref="Heads"/>.</summary>
+    /// <summary>Per head, units in ascending score; a step removes the next unit of every head in Heads.</summary>
     sealed class Layer(int block, Kind kind, int[] heads, float[][] scores, long macsPerStep)
     {
         readonly int[][] _order = heads.Select(h => Enumerable.Range(0, scores[h].Length).OrderBy(i => scores[h][i]).ThenByDescending(i => i).ToArray()).ToArray();

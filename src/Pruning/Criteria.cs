@@ -45,6 +45,7 @@ public static class Criteria
         throw new InputException(option, $"'{name}' is not one of {string.Join(", ", Names.Select(n => n.Name))}{Runtime.Text.DidYouMean.Hint(name, Names.Select(n => n.Name))}");
     }
 
+    /// <summary>Scores every prunable unit of <paramref name="model"/> with <paramref name="criterion"/>; SNP and its reverse need the calibrated Q/K scores <paramref name="snpQk"/>.</summary>
     public static UnitScores Score(DenseTensors model, Criterion criterion, float[][][]? snpQk = null, int seed = 0)
     {
         var c = model.Config;

@@ -6,7 +6,9 @@ namespace VitSparse.Runtime.Data;
 /// <summary>Labelled, preprocessed images read in batches (streamed where the source allows).</summary>
 public interface ILabelledImages : IDisposable
 {
+    /// <summary>Names the data in reports (file names).</summary>
     string Description { get; }
+    /// <summary>Images that will be returned in all.</summary>
     int Count { get; }
     /// <summary>Fills up to <paramref name="max"/> images (model-ready NCHW floats) and labels; returns how many.</summary>
     int Next(int max, Span<float> images, Span<int> labels);
@@ -24,9 +26,12 @@ public sealed class IdxImages : ILabelledImages
     int _done;
     byte[] _pixels = [], _labelBytes = [];
 
+    /// <inheritdoc/>
     public string Description => $"{Path.GetFileName(_images.Path)} + {Path.GetFileName(_labels.Path)}";
+    /// <inheritdoc/>
     public int Count => _count;
 
+    /// <summary>Opens an IDX image file and its label file (raw or gzip), checking that they match each other and the model; at most <paramref name="limit"/> images.</summary>
     public IdxImages(string images, string labels, VitConfig config, int limit = int.MaxValue)
     {
         _images = new IdxFile(images);
@@ -77,6 +82,7 @@ public sealed class IdxImages : ILabelledImages
             }
     }
 
+    /// <inheritdoc/>
     public int Next(int max, Span<float> images, Span<int> labels)
     {
         int n = Math.Min(max, _count - _done);
@@ -97,6 +103,7 @@ public sealed class IdxImages : ILabelledImages
         return n;
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _images.Dispose();
@@ -145,6 +152,7 @@ public sealed class NpyImages : ILabelledImages
         Description = $"{Path.GetFileName(x)} + {Path.GetFileName(y)}";
     }
 
+    /// <inheritdoc/>
     public int Next(int max, Span<float> images, Span<int> labels)
     {
         int n = Math.Min(max, _count - _done);
@@ -155,5 +163,6 @@ public sealed class NpyImages : ILabelledImages
         return n;
     }
 
+    /// <inheritdoc/>
     public void Dispose() { }
 }

@@ -12,13 +12,18 @@ public sealed class IdxFile : IDisposable
     readonly Stream _stream;
     long _read;
 
+    /// <summary>The file as given.</summary>
     public string Path { get; }
+    /// <summary>Dimensions from the header: count first.</summary>
     public int[] Dims { get; }
+    /// <summary>Items in the file.</summary>
     public int Count => Dims[0];
     /// <summary>Bytes per item: rows·cols for an image file, 1 for a label file.</summary>
     public int ItemSize { get; }
+    /// <summary>Items not read yet.</summary>
     public long Remaining => Count - _read;
 
+    /// <summary>Opens an IDX file (raw or gzip) and checks its header against its size.</summary>
     public IdxFile(string path)
     {
         Path = path;
@@ -75,5 +80,6 @@ public sealed class IdxFile : IDisposable
         _read += items;
     }
 
+    /// <summary>Closes the file.</summary>
     public void Dispose() => _stream.Dispose();
 }

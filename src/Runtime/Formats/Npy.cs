@@ -8,6 +8,7 @@ namespace VitSparse.Runtime.Formats;
 /// <summary>A float32 array with its shape, as read from or written to a NumPy .npy file.</summary>
 public sealed record NpyArray(int[] Shape, float[] Data)
 {
+    /// <summary>Number of elements: the product of the shape.</summary>
     public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
 
     /// <summary>Refuses anything but a non-empty [batch, C, H, W] batch of images for <paramref name="config"/>; returns the batch size.</summary>
@@ -132,6 +133,7 @@ public static partial class Npy
         return (dtype, shape, (int)dataStart);
     }
 
+    /// <summary>Writes a float32 C-order .npy (format 1.0) atomically; the shape must match the data.</summary>
     public static void Write(string path, ReadOnlySpan<int> shape, ReadOnlySpan<float> data)
     {
         long elements = 1;

@@ -43,8 +43,10 @@ public static class Architectures
         ["deit_t_0.6g"] = "deit_t_snp", ["deit_s_2.0g"] = "deit_s_snp", ["deit_s_1.3g"] = "deit_s_snp_1.3g", ["deit_b_6.4g"] = "deit_b_snp",
     };
 
+    /// <summary>Every known name and alias, sorted.</summary>
     public static IEnumerable<string> Names => Known.Keys.Concat(Aliases.Keys).Order(StringComparer.Ordinal);
 
+    /// <summary>The architecture called <paramref name="name"/> (or an alias), if known.</summary>
     public static bool TryGet(string name, out VitConfig config)
     {
         if (Aliases.TryGetValue(name, out var canonical)) name = canonical;
