@@ -58,6 +58,8 @@ public class CliMistakeTests
         Assert.StartsWith("error: --input: is required", Fails("infer", "--weights", Tiny));
         Assert.Equal("error: --weights: needs a value", Fails("infer", "--input", TinyInput, "--weights"));
         Assert.StartsWith("error: give a command: infer, inspect", Fails());
+        Assert.Equal("error: weights: is required; see 'vitsparse inspect --help'", Fails("inspect"));
+        Assert.Equal("error: 'extra': unexpected argument of 'vitsparse inspect'; see 'vitsparse inspect --help'", Fails("inspect", Tiny, "extra"));
         var (code, help, _) = Fixtures.Cli("infer", "--help");
         Assert.Equal(0, code);
         Assert.Contains("--threads", help);
@@ -184,5 +186,33 @@ public class CliMistakeTests
         Assert.Contains("3 images, top-1 66.67%", Fixtures.Cli("eval", "--weights", Tiny, "--npy", TinyInput, y).Out);
         WriteIntegers(y, dtype, [1, 2, 10]);
         Assert.Equal($"error: {y}: label 10 at 2 is not a class index below 10", Fails("eval", "--weights", Tiny, "--npy", TinyInput, y));
+    }
+
+    [Fact]
+    public void Outputs_of_one_command_are_written_together_or_not_at_all()
+    {
+        string dir = Fixtures.TempDir(), model = Path.Combine(dir, "m.safetensors"), report = Path.Combine(dir, "r.json");
+        using (var outputs = new VitSparse.Cli.Outputs())
+        {
+            outputs.Add("--output", model);
+            outputs.Add("--report", report);
+            outputs.Stage(model, path => File.WriteAllText(path, "model"));
+            var e = Assert.Throws<VitSparse.Runtime.OutputException>(() =>
+                outputs.Stage(report, path => AtomicFile.Write(path, _ => throw new IOException($"disk full writing {path}"))));
+            Assert.StartsWith($"{report}: cannot write: disk full writing ", e.Message);
+            Assert.DoesNotContain(".tmp", e.Message);
+        }
+        Assert.Empty(Directory.GetFileSystemEntries(dir));   // the staged model is gone with the failed report
+        using (var outputs = new VitSparse.Cli.Outputs())
+        {
+            outputs.Stage(model, path => File.WriteAllText(path, "model"));
+            outputs.Stage(report, path => File.WriteAllText(path, "report"));
+            Assert.Equal(2, Directory.GetFiles(dir).Length);
+            Assert.False(File.Exists(model));
+            outputs.Commit();
+        }
+        Assert.Equal("model", File.ReadAllText(model));
+        Assert.Equal("report", File.ReadAllText(report));
+        Assert.Equal(2, Directory.GetFileSystemEntries(dir).Length);
     }
 }

@@ -35,6 +35,7 @@ static partial class ParseErrors
         string message = result.Errors[0].Message;
         if (MissingValue().Match(message) is { Success: true } m1) return $"{m1.Groups[1].Value}: needs a value";
         if (Required().Match(message) is { Success: true } m2) return $"{m2.Groups[1].Value}: is required; see '{where} --help'";
+        if (RequiredArgument().Match(message) is { Success: true } m4) return $"{m4.Groups[1].Value}: is required; see '{where} --help'";
         if (CannotParse().Match(message) is { Success: true } m3)
             return $"{m3.Groups[2].Value}: '{m3.Groups[1].Value}' is not {TypeName(m3.Groups[3].Value)}";
         if (message.StartsWith("Required command was not provided", StringComparison.Ordinal))
@@ -52,5 +53,6 @@ static partial class ParseErrors
 
     [GeneratedRegex(@"^Required argument missing for (?:option|command): '([^']+)'")] private static partial Regex MissingValue();
     [GeneratedRegex(@"^(?:Option|Argument) '([^']+)' is required")] private static partial Regex Required();
+    [GeneratedRegex(@"^Required argument '([^']+)' missing for command")] private static partial Regex RequiredArgument();
     [GeneratedRegex(@"^Cannot parse argument '([^']*)' for (?:option|argument) '([^']+)' as expected type '([^']+)'")] private static partial Regex CannotParse();
 }
