@@ -51,4 +51,13 @@ public class InstalledCommandTests
         Assert.True(code == 0, stderr);   // decodes with SkiaSharp: its native library sits beside the command
         Assert.Equal(Fixtures.Cli(photo).Out, stdout);
     }
+
+    [Fact]
+    public void The_installed_command_runs_the_widest_kernels_of_this_cpu()
+    {
+        // ReadyToRun code is compiled for a baseline CPU; the SIMD width must still be this machine's best.
+        var (code, stdout, stderr, _) = Processes.Run(Command, ["inspect", "seeded:deit_t"]);
+        Assert.True(code == 0, stderr);
+        Assert.EndsWith($"kernels {VitSparse.Kernels.Isa.Describe()}", stdout.Split('\n')[0]);
+    }
 }

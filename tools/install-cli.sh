@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the `vitsparse` command as artifacts/vitsparse/vitsparse (git-ignored): a framework-dependent
 # apphost with ReadyToRun code for this machine's architecture, SkiaSharp's native library beside it.
-# It starts in well under a second (`vitsparse --help`: about 0.07 s; `dotnet run`: 3.5-4.8 s, see README).
+# It starts in well under a second (`vitsparse --help`: about 0.06 s; `dotnet run`: 3.5-7 s, see README).
 # Hot kernels are still compiled by the JIT for this CPU's widest SIMD (ReadyToRun code that needs an ISA
 # beyond the baseline is rejected at load and rejitted), so the installed command runs as fast as `dotnet run`.
 # Needs only the .NET SDK; ./test.sh and ./bench.sh run it (it does nothing when the sources are older than
