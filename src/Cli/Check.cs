@@ -32,7 +32,7 @@ static class Check
     }
 
     /// <summary>An existing directory given by <paramref name="option"/>.</summary>
-    public static string Directory_(string option, string path)
+    public static string Folder(string option, string path)
     {
         if (System.IO.File.Exists(path)) throw new InputException(option, $"{path} is a file, not a directory");
         if (!Directory.Exists(path)) throw new InputException(option, $"{path}: directory not found");

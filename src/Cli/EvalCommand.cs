@@ -43,7 +43,7 @@ static class EvalCommand
             Check.OnlyWith(pr.GetValue(skipBad), "--skip-bad", dir != null, "--data");
             foreach (var f in idxFiles) Check.File("--idx", f);
             foreach (var f in npyFiles) Check.File("--npy", f);
-            if (dir != null) Check.Directory_("--data", dir);
+            if (dir != null) Check.Folder("--data", dir);
             if (pr.GetValue(labelsFile) is { } lf) Check.File("--labels", lf);
             string? namesFile = pr.GetValue(CliApp.ClassesOption);
             if (namesFile != null) Check.File("--classes", namesFile);
