@@ -65,7 +65,10 @@ public class DataTests
         var e = Assert.Throws<FileFormatException>(() => new IdxImages(images, fewLabels, Tiny));
         Assert.Contains("2 labels for 3 images", e.Message);
         Assert.Equal(fewLabels, e.File);
-        using (var set = new IdxImages(truncated, labels, Tiny))
+        // A raw file's length is checked against its header at open; a gzip file's only as it is read.
+        Assert.Contains("truncated", Assert.Throws<FileFormatException>(() => new IdxImages(truncated, labels, Tiny)).Message);
+        string truncatedZip = Write(dir, "trunc.idx.gz", Idx([3, 4, 4], new byte[20]), gzip: true);
+        using (var set = new IdxImages(truncatedZip, labels, Tiny))
             Assert.Contains("truncated", Assert.Throws<FileFormatException>(() => set.Next(3, new float[48], new int[3])).Message);
         var z = Assert.Throws<FileFormatException>(() => new IdxImages(badZip, labels, Tiny));
         Assert.Equal(badZip, z.File);

@@ -64,7 +64,7 @@ static class PruneCommand
             string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
             PruneTarget goal = structure != null ? new PruneTarget.Structure(structure)
                 : budget is { } b ? new PruneTarget.Macs(b, pr.GetValue(uneven))
-                : new PruneTarget.Ratios(RatioSpec.Parse(File.ReadAllText(pr.GetValue(ratios)!), pr.GetValue(ratios)!, c.Depth), pr.GetValue(ratios)!);
+                : new PruneTarget.Ratios(RatioSpec.Read(pr.GetValue(ratios)!, c.Depth), pr.GetValue(ratios)!);
 
             float[][][]? qk = null;
             int used = 0;

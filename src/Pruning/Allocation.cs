@@ -1,5 +1,6 @@
 using System.Text.Json;
 using VitSparse.Runtime;
+using VitSparse.Runtime.Formats;
 using VitSparse.Runtime.Models;
 
 namespace VitSparse.Pruning;
@@ -10,6 +11,12 @@ public sealed record BlockRatio(double Qk, double V, double Mlp);
 /// <summary>A per-layer ratio file: {"embed": r, "blocks": [{"qk": r, "v": r, "mlp": r}, …]} or {"embed": r, "default": {…}}.</summary>
 public sealed record RatioSpec(double Embed, BlockRatio[] Blocks)
 {
+    /// <summary>Largest ratio file read: 1 MiB (one entry per block is a few KB).</summary>
+    public const long MaxFileBytes = 1L << 20;
+
+    /// <summary>Reads and parses a ratio file (at most <see cref="MaxFileBytes"/>) for a model of <paramref name="depth"/> blocks.</summary>
+    public static RatioSpec Read(string path, int depth) => Parse(TextFile.Read(path, MaxFileBytes, "ratio file"), path, depth);
+
     /// <summary>Parses a ratio file's JSON (<paramref name="file"/> names it in errors) for a model of <paramref name="depth"/> blocks; every ratio must be in [0, 1).</summary>
     public static RatioSpec Parse(string json, string file, int depth)
     {
@@ -24,7 +31,8 @@ public sealed record RatioSpec(double Embed, BlockRatio[] Blocks)
             {
                 if (!e.TryGetProperty(name, out var v)) return 0;
                 if (v.ValueKind != JsonValueKind.Number) throw new FileFormatException(file, $"field '{field}' must be a number");
-                double x = v.GetDouble();
+                // TryGetDouble, never a FormatException; a number too large for a double reads as Infinity and fails the range check.
+                if (!v.TryGetDouble(out double x)) throw new FileFormatException(file, $"field '{field}' = {v.GetRawText()} is not a finite number");
                 if (!(x >= 0 && x < 1)) throw new FileFormatException(file, $"field '{field}' = {x} is outside [0, 1): it is the fraction removed");
                 return x;
             }

@@ -63,7 +63,11 @@ public sealed class IdxImages : ILabelledImages
         if (file.Dims[1] != config.ImageSize || file.Dims[2] != config.ImageSize)
             throw new InputException("--calib", $"{path} holds {file.Dims[1]}×{file.Dims[2]} images, model '{config.Name}' takes {config.ImageSize}×{config.ImageSize}");
         int n = Math.Min(count, file.Count);
-        var pixels = new byte[n * file.ItemSize];
+        // n·ItemSize is within the data the header declared, which IdxFile bounded by the file; one
+        // float array still has to hold n images.
+        if ((long)n * config.ImageElements > Array.MaxLength)
+            throw new InputException("--calib", $"{n} images of {config.ImageElements} values do not fit in one array; use fewer");
+        var pixels = new byte[(long)n * file.ItemSize];
         file.Read(n, pixels);
         var images = new float[(long)n * config.ImageElements];
         Normalise(pixels, n, file.ItemSize, config, images);

@@ -35,13 +35,27 @@ public static partial class Npy
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranRx();
     [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapeRx();
 
+    /// <summary>
+    /// NumPy's own reader refuses headers over 10,000 bytes (max_header_size); real headers are under 200.
+    /// Bounding it keeps the regexes below cheap on hostile files.
+    /// </summary>
+    public const int MaxHeaderBytes = 10_000;
+
     /// <summary>Reads a float32 .npy file; any other dtype, Fortran order or a size mismatch is a <see cref="FileFormatException"/>.</summary>
-    public static NpyArray Read(string path)
+    public static NpyArray Read(string path) => Parse(ReadBytes(path, 4), path);
+
+    /// <summary>The whole file, refused before reading when it is larger than one array of <paramref name="elementSize"/>-byte elements can hold.</summary>
+    static byte[] ReadBytes(string path, int elementSize)
     {
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
+        long length;
+        try { length = new FileInfo(path).Length; }
         catch (FileNotFoundException) { throw new FileFormatException(path, "file not found"); }
-        return Parse(bytes, path);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FileFormatException(path, $"cannot read: {e.Message}", e); }
+        // An array in one .NET array holds at most Array.MaxLength elements; refuse before reading.
+        if (length > (long)elementSize * Array.MaxLength + 12 + MaxHeaderBytes)
+            throw new FileFormatException(path, $"{length} bytes is larger than one array can hold");
+        try { return File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FileFormatException(path, $"cannot read: {e.Message}", e); }
     }
 
     /// <summary>Parses a float32 .npy held in memory; <paramref name="name"/> names it in errors.</summary>
@@ -60,10 +74,7 @@ public static partial class Npy
     /// </summary>
     public static NpyLabels ReadLabels(string path)
     {
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (FileNotFoundException) { throw new FileFormatException(path, "file not found"); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FileFormatException(path, $"cannot read: {e.Message}", e); }
+        byte[] bytes = ReadBytes(path, 8);
         var (dtype, shape, start) = ParseHeader(bytes, path, labels: true);
         var data = bytes.AsSpan(start);
         int size = LabelDtypes[dtype];
@@ -97,40 +108,64 @@ public static partial class Npy
     {
         if (bytes.Length < 10 || !bytes[..6].SequenceEqual(Magic)) throw new FileFormatException(name, "not a NumPy .npy file (bad magic)");
         int major = bytes[6];
-        int headerLen, headerStart;
+        long headerLen;
+        int headerStart;
         if (major == 1) { headerLen = BinaryPrimitives.ReadUInt16LittleEndian(bytes[8..]); headerStart = 10; }
         else if (major is 2 or 3)
         {
             if (bytes.Length < 12) throw new FileFormatException(name, "truncated .npy header");
-            headerLen = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..])); headerStart = 12;
+            headerLen = BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]); headerStart = 12;
         }
         else throw new FileFormatException(name, $"unsupported .npy format version {major}");
-        if (headerStart + (long)headerLen > bytes.Length) throw new FileFormatException(name, "truncated .npy header");
-        string header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(bytes.Slice(headerStart, headerLen));
+        if (headerLen > MaxHeaderBytes) throw new FileFormatException(name, $"header of {headerLen} bytes exceeds the {MaxHeaderBytes}-byte limit NumPy also applies");
+        if (headerStart + headerLen > bytes.Length) throw new FileFormatException(name, "truncated .npy header");
+        string header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(bytes.Slice(headerStart, (int)headerLen));
 
         var descr = DescrRx().Match(header);
         var fortran = FortranRx().Match(header);
         var shapeM = ShapeRx().Match(header);
-        if (!descr.Success || !fortran.Success || !shapeM.Success) throw new FileFormatException(name, $"malformed .npy header: {header.Trim()}");
+        if (!descr.Success || !fortran.Success || !shapeM.Success) throw new FileFormatException(name, $"malformed .npy header: {Printable(header)}");
         string dtype = descr.Groups[1].Value;
         if (labels && !LabelDtypes.ContainsKey(dtype))
-            throw new FileFormatException(name, $"dtype '{dtype}' is not a label type: little-endian integers (int64, int32, int16, int8, uint8 …) or float32/float64 whole numbers");
-        if (!labels && dtype != "<f4") throw new FileFormatException(name, $"dtype '{dtype}' is not little-endian float32 ('<f4'); convert with x.astype('<f4')");
+            throw new FileFormatException(name, $"dtype '{Printable(dtype)}' is not a label type: little-endian integers (int64, int32, int16, int8, uint8 …) or float32/float64 whole numbers");
+        if (!labels && dtype != "<f4") throw new FileFormatException(name, $"dtype '{Printable(dtype)}' is not little-endian float32 ('<f4'); convert with x.astype('<f4')");
         if (fortran.Groups[1].Value == "True") throw new FileFormatException(name, "array is in Fortran order; save a C-order array (np.ascontiguousarray)");
-        var dims = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var shape = new int[dims.Length];
+        var shape = ParseShape(shapeM.Groups[1].Value, name);
+        long dataStart = headerStart + headerLen, dataBytes = bytes.Length - dataStart;
+        // Checked 64-bit product, bounded by what the file holds at every step: a shape like
+        // (2^30, 2^30, 16) must not wrap to 0 elements, and nothing is allocated before this check.
         long elements = 1;
-        for (int i = 0; i < dims.Length; i++)
+        foreach (int d in shape)
         {
-            if (!int.TryParse(dims[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
-                throw new FileFormatException(name, $"bad shape entry '{dims[i]}'");
-            elements *= shape[i];
+            elements = d == 0 ? 0 : elements > long.MaxValue / d ? long.MaxValue : elements * d;
+            if (elements > Array.MaxLength) throw new FileFormatException(name, $"shape ({string.Join(", ", shape)}) is too big: over {Array.MaxLength} elements (array is too big)");
         }
-        long dataStart = headerStart + headerLen;
         int size = labels ? LabelDtypes[dtype] : 4;
-        if (bytes.Length - dataStart != elements * size)
-            throw new FileFormatException(name, $"shape ({string.Join(",", shape)}) needs {elements * size} data bytes, file has {bytes.Length - dataStart}");
+        if (dataBytes != elements * size)
+            throw new FileFormatException(name, $"shape ({string.Join(",", shape)}) needs {elements * size} data bytes, file has {dataBytes}");
         return (dtype, shape, (int)dataStart);
+    }
+
+    /// <summary>"3, 224, 224" or "5," or "" (a scalar): non-negative decimal dimensions, an optional trailing comma.</summary>
+    static int[] ParseShape(string text, string name)
+    {
+        var dims = text.Split(',', StringSplitOptions.TrimEntries);
+        int count = dims.Length;
+        if (count > 1 && dims[^1].Length == 0) count--;   // "(5,)"
+        if (count == 1 && dims[0].Length == 0) count = 0; // "()"
+        var shape = new int[count];
+        for (int i = 0; i < count; i++)
+            if (!int.TryParse(dims[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
+                throw new FileFormatException(name, $"bad shape entry '{Printable(dims[i])}' (dimensions are integers up to {int.MaxValue})");
+        return shape;
+    }
+
+    /// <summary>Header text for an error message: short, control characters shown as '?'.</summary>
+    static string Printable(string s)
+    {
+        s = s.Trim();
+        if (s.Length > 200) s = s[..200] + "…";
+        return string.Create(s.Length, s, (dst, src) => { for (int i = 0; i < src.Length; i++) dst[i] = char.IsControl(src[i]) ? '?' : src[i]; });
     }
 
     /// <summary>Writes a float32 C-order .npy (format 1.0) atomically; the shape must match the data.</summary>
