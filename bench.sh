@@ -5,7 +5,9 @@
 # Any argument is passed to `bench` (see ./bench.sh --help). When run as root it first installs what the
 # peers need: Debian python3-torch + libopenblas0-pthread (PyTorch peer, ONNX export) and ONNX Runtime's
 # native library from the npm package onnxruntime-node. A peer that cannot be installed is reported as
-# skipped; it never fails the benchmark.
+# skipped; it never fails the benchmark. npm installs into the git-ignored tools/peers/node_modules and
+# writes no package-lock.json, so the tree stays clean. It also installs the `vitsparse` command
+# (tools/install-cli.sh → artifacts/vitsparse/vitsparse), so either set-up command leaves it.
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -20,9 +22,11 @@ if [ "$(id -u)" = 0 ]; then
 fi
 if [ ! -e tools/peers/node_modules/onnxruntime-node ] && command -v npm >/dev/null; then
   echo "installing onnxruntime-node (native library only) for the ONNX Runtime peer…" >&2
-  (cd tools/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --silent) >/dev/null 2>&1 \
+  (cd tools/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --no-package-lock --silent) >/dev/null 2>&1 \
     || echo "could not install onnxruntime-node; the ONNX Runtime peer will be skipped" >&2
 fi
+
+tools/install-cli.sh >&2 || echo "could not install the vitsparse command (see above); the benchmark still runs" >&2
 
 case " $* " in *" --peers "*) peers=() ;; *) peers=(--peers ort,torch) ;; esac
 exec dotnet run -c Release --project bench -- "${peers[@]}" "$@"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every VitSparse test and ends with the line "N passed, N failed".
 #
-#  1. builds the solution (Release, warnings are errors);
+#  1. builds the solution (Release, warnings are errors; with samples/Classify, run by SampleTests) and installs
+#     the `vitsparse` command (tools/install-cli.sh → artifacts/vitsparse/vitsparse, run by InstalledCommandTests);
 #  2. runs the whole suite on this machine's widest SIMD width;
 #  3. runs the kernel and parity tests again with AVX-512 off, then with AVX2 off too, so the
 #     Vector256 and Vector128 paths (Vector128 is what ARM AdvSimd runs) are the ones the runtime picks;
 #  4. checked mode: the kernel, guard-zone, model-loading, hostile-input and parity tests once more with
 #     the GC verifying the whole heap at every collection (DOTNET_HeapVerify=1) and a small gen0 so
 #     collections are frequent: an out-of-bounds write in an unsafe kernel fails the run near its cause.
+#
+# Each run prints its name and a running count ("[all] 120 passed, 0 failed"), every failure as it happens
+# with its message, and its totals; the last line sums all runs.
 #
 # Debian packages the tests need are listed in APT_PACKAGES and installed when missing (as root);
 # as another user the script says which are missing and stops.
@@ -30,17 +34,36 @@ fi
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 
+echo "== build (Release, warnings are errors)"
 if ! dotnet build Runtime.sln -c Release -nologo -v q; then
   echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
+echo "== install the vitsparse command"
+if ! tools/install-cli.sh; then
+  echo "installing vitsparse failed"; echo "0 passed, 1 failed"; exit 1
+fi
+
+# Keeps the console logger's per-test lines short: a count every 25 tests, failures in full.
+progress() {   # progress NAME
+  awk -v name="$1" '
+    /^ +Passed [^ ]/ { p++; if (p % 25 == 0) { printf "  [%s] %d passed, %d failed\n", name, p, f; fflush() } next }
+    /^ +Failed [^ ]/ { f++; sub(/^ +Failed /, ""); printf "  [%s] FAILED %s\n", name, $0; fflush(); err = 1; next }
+    err && /^ +Stack Trace:/ { err = 0 }
+    err { print "    " $0; fflush(); next }
+    /aborted|[Ee]rror [A-Z]+[0-9]+|Could not|No test/ { print "  [" name "] " $0; fflush() }
+    END { printf "  [%s] done: %d passed, %d failed\n", name, p, f }'
+}
 
 status=0
+suite=0
 run() {   # run NAME FILTER [ENV=VALUE ...]
   local name=$1 filter=$2; shift 2
-  echo "== tests: $name $*"
-  local args=(test tests -c Release --no-build --nologo --logger "trx;LogFileName=$results/$name.trx")
+  suite=$((suite + 1))
+  echo "== tests $suite/4: $name${filter:+ ($filter)}${*:+ with $*}"
+  local args=(test tests -c Release --no-build --nologo --logger "trx;LogFileName=$results/$name.trx" --logger "console;verbosity=normal")
   [ -n "$filter" ] && args+=(--filter "$filter")
-  env "$@" dotnet "${args[@]}" || status=1
+  env "$@" dotnet "${args[@]}" 2>&1 | progress "$name"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
 }
 
 run all ""

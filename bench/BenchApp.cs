@@ -48,7 +48,7 @@ public static class BenchApp
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var models = new Option<string>("--model") { Description = "comma-separated architectures: deit_t, deit_s, deit_b, deit_s_snp, ... (see vitsparse inspect)", DefaultValueFactory = _ => "deit_s" };
-        var weights = new Option<string?>("--weights") { Description = "a real checkpoint to benchmark instead of seeded synthetic weights (one model)" };
+        var weights = new Option<string?>("--weights") { Description = "a real checkpoint to benchmark instead of seeded synthetic weights (one model); seeded:ARCH names the synthetic weights of ARCH" };
         var threads = new Option<int>("--threads") { Description = "intra-op threads, for every runtime", DefaultValueFactory = _ => Environment.ProcessorCount };
         var batch = new Option<int>("--batch") { Description = "images per inference", DefaultValueFactory = _ => 1 };
         var warmup = new Option<int>("--warmup") { Description = "untimed runs first, per runtime", DefaultValueFactory = _ => 10 };
@@ -68,6 +68,15 @@ public static class BenchApp
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
+                if (w != null && Synthetic.IsSeeded(w, out var seeded))
+                {
+                    // seeded:ARCH is what bench measures anyway: the synthetic weights of ARCH (or of the dense model an SNP name prunes).
+                    if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
+                    string dense = SnpModels.TryGetValue(names[0], out var spec) ? spec.Dense : names[0];
+                    if (Architectures.Get(dense, "--model").Name != seeded.Name)
+                        throw new InputException("--weights", $"{w} is not the architecture of --model {names[0]}");
+                    w = null;
+                }
                 var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!));
                 settings.Validate();
                 var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], []);

@@ -46,4 +46,15 @@ public class BenchTests
         Assert.Equal(2, BenchApp.Run(["--peers", "tensorflow"], new StringWriter(), e));
         Assert.Contains("unknown peer 'tensorflow'", e.ToString());
     }
+
+    [Fact]
+    public void Bench_takes_seeded_weights_like_the_other_commands()
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Assert.True(BenchApp.Run(["--weights", "seeded:deit_t", "--warmup", "0", "--iterations", "1", "--threads", "1"], o, e) == 0, e.ToString());
+        Assert.Contains("| deit_t ", o.ToString());
+        e = new StringWriter();
+        Assert.Equal(2, BenchApp.Run(["--weights", "seeded:deit_s", "--model", "deit_t", "--iterations", "1"], new StringWriter(), e));
+        Assert.Contains("seeded:deit_s is not the architecture of --model deit_t", e.ToString());
+    }
 }

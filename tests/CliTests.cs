@@ -63,9 +63,9 @@ public class CliTests
         var (code, _, err) = Run("inspect", bad);
         Assert.Equal(2, code);
         Assert.Contains("bad.safetensors", err);
-        (code, _, err) = Run("infer", "--weights", Path.Combine(dir, "none.safetensors"), "--input", "x.npy", "--output", "y.npy");
+        (code, _, err) = Run("infer", "--weights", Path.Combine(dir, "none.safetensors"), "--input", Fixtures.Path_("ragged_tiny.input.npy"), "--output", Path.Combine(dir, "y.npy"));
         Assert.Equal(2, code);
-        Assert.Contains("none.safetensors: file not found", err);
+        Assert.Equal($"error: --weights: {dir}/none.safetensors: file not found", err.Trim());
     }
 
     [Fact]

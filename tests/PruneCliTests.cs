@@ -29,7 +29,9 @@ public class PruneCliTests
         using (var s = new InferenceSession(model, 1)) s.Run(new float[3 * 32 * 32], 1, logits);
         Assert.All(logits, x => Assert.True(float.IsFinite(x)));
         using var doc = JsonDocument.Parse(File.ReadAllText(report));
-        Assert.Equal("Snp", doc.RootElement.GetProperty("criterion").GetString());
+        Assert.Equal("snp", doc.RootElement.GetProperty("criterion").GetString());
+        Assert.Contains("pruned ", stdout);
+        Assert.Contains(" with snp (", stdout);
         Assert.Equal(3, doc.RootElement.GetProperty("calibration_images").GetInt32());
         Assert.True(doc.RootElement.GetProperty("macs_after").GetInt64() < doc.RootElement.GetProperty("macs_before").GetInt64());
         var (icode, inspect, _) = Run("inspect", output);
@@ -88,6 +90,7 @@ public class PruneCliTests
             "--ratios", "0.5", "--criteria", "snp,reverse,random");
         Assert.True(code == 0, err);
         double Value(string name) => double.Parse(stdout.Split('\n').Single(l => l.StartsWith($"| {name} ")).Split('|')[2], System.Globalization.CultureInfo.InvariantCulture);
-        Assert.True(Value("Snp") > Value("ReverseSnp"), stdout);
+        Assert.True(Value("snp") > Value("reverse"), stdout);
+        Assert.DoesNotContain("ReverseSnp", stdout);
     }
 }

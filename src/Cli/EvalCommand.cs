@@ -14,15 +14,15 @@ static class EvalCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var weights = new Option<string>("--weights") { Description = "model .safetensors", Required = true };
+        var weights = new Option<string>("--weights") { Description = "model .safetensors, or seeded:ARCH for synthetic weights", Required = true };
         var idx = new Option<string[]?>("--idx") { Description = "IDX images and labels (MNIST / Fashion-MNIST, raw or .gz)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
-        var npy = new Option<string[]?>("--npy") { Description = "preprocessed images X.npy [N,C,H,W] and labels Y.npy [N]", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var npy = new Option<string[]?>("--npy") { Description = "preprocessed images X.npy [N,C,H,W] (float32) and labels Y.npy [N] (int64 as NumPy saves them, any integer type, or whole floats)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
         var data = new Option<string?>("--data") { Description = "image folder: one subfolder per class (ImageFolder order), or flat with --labels" };
         var labelsFile = new Option<string?>("--labels") { Description = "with --data: a file of 'relative/path class-index' lines" };
         var skipBad = new Option<bool>("--skip-bad") { Description = "with --data: report an unreadable image and go on, instead of stopping" };
         var limit = new Option<int>("--limit") { Description = "evaluate only the first N images", DefaultValueFactory = _ => int.MaxValue };
         var batch = new Option<int>("--batch") { Description = "images per inference", DefaultValueFactory = _ => 32 };
-        var threads = new Option<int>("--threads") { Description = "intra-op threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = CliApp.ThreadsOption();
         var json = new Option<string?>("--json") { Description = "also write the results as JSON" };
         var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
         {
@@ -32,24 +32,39 @@ static class EvalCommand
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             var inv = CultureInfo.InvariantCulture;
-            if (pr.GetValue(limit) < 1) throw new InputException("--limit", $"must be at least 1, got {pr.GetValue(limit)}");
+            // Every argument and path is checked before the model is loaded.
+            int lim = Check.AtLeast(pr, limit, 1), bat = Check.AtLeast(pr, batch, 1), thr = Check.AtLeast(pr, threads, 1);
             var idxFiles = pr.GetValue(idx) ?? [];
             var npyFiles = pr.GetValue(npy) ?? [];
-            if (new[] { idxFiles.Length > 0, npyFiles.Length > 0, pr.GetValue(data) != null }.Count(x => x) != 1)
+            string? dir = pr.GetValue(data);
+            if (new[] { idxFiles.Length > 0, npyFiles.Length > 0, dir != null }.Count(x => x) != 1)
                 throw new InputException("--idx", "give exactly one of --idx, --npy, --data");
+            Check.OnlyWith(pr.GetValue(labelsFile) != null, "--labels", dir != null, "--data");
+            Check.OnlyWith(pr.GetValue(skipBad), "--skip-bad", dir != null, "--data");
+            foreach (var f in idxFiles) Check.File("--idx", f);
+            foreach (var f in npyFiles) Check.File("--npy", f);
+            if (dir != null) Check.Folder("--data", dir);
+            if (pr.GetValue(labelsFile) is { } lf) Check.File("--labels", lf);
+            string? namesFile = pr.GetValue(CliApp.ClassesOption);
+            if (namesFile != null) Check.File("--classes", namesFile);
+            if (pr.GetValue(json) is { } jp) Check.Output("--json", jp);
             var limits = CliApp.ImageLimits(pr);
-            var model = VitModel.Load(pr.GetValue(weights)!, CliApp.Options(pr, stderr));
-            FolderImages? folder = pr.GetValue(data) is { } dir
-                ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), pr.GetValue(limit), pr.GetValue(skipBad), stderr.WriteLine, limits.Side, limits.Pixels) : null;
+            var options = CliApp.Options(pr, stderr);
+            var w = Weights.Check(pr.GetValue(weights)!, options.Arch);
+
+            var model = w.Load(options);
+            FolderImages? folder = dir != null
+                ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), lim, pr.GetValue(skipBad), stderr.WriteLine, limits.Side, limits.Pixels) : null;
             // Class subfolders name the classes themselves unless a names file is given.
-            var names = folder != null && pr.GetValue(labelsFile) == null && pr.GetValue(CliApp.ClassesOption) == null
+            var names = folder != null && pr.GetValue(labelsFile) == null && namesFile == null
                 ? folder.Classes.Concat(ClassNames.Indices(model.Config.NumClasses).Skip(folder.Classes.Count)).ToArray()
-                : ClassNames.Resolve(pr.GetValue(weights)!, model.Config.NumClasses, pr.GetValue(CliApp.ClassesOption)).Names;
+                : w.ClassNamesFor(model.Config.NumClasses, namesFile).Names;
             using ILabelledImages set = folder != null ? folder
-                : idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, pr.GetValue(limit))
-                : new NpyImages(npyFiles[0], npyFiles[1], model.Config, pr.GetValue(limit));
-            using var session = new InferenceSession(model, pr.GetValue(threads));
-            var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, pr.GetValue(batch), report));
+                : idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, lim)
+                : new NpyImages(npyFiles[0], npyFiles[1], model.Config, lim, options.NonFinite, stderr.WriteLine);
+            using var session = new InferenceSession(model, thr);
+            var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, bat, report));
+            if (w.SyntheticNotice() is { } notice) stdout.WriteLine(notice);
             if (folder is { Skipped: > 0 }) stdout.WriteLine($"skipped {folder.Skipped} unreadable images");
             stdout.WriteLine($"{model.Config.Name} on {set.Description}: {r.Images} images, top-1 {r.Top1 * 100:0.00}%, top-5 {r.Top5 * 100:0.00}%, {r.ImagesPerSecond:0.0} images/s");
             stdout.WriteLine();
@@ -68,23 +83,24 @@ static class EvalCommand
             if (pr.GetValue(json) is { } path)
                 AtomicFile.Write(path, s =>
                 {
-                    using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
-                    w.WriteStartObject();
-                    w.WriteString("model", model.Config.Name);
-                    w.WriteString("data", set.Description);
-                    w.WriteNumber("images", r.Images);
-                    w.WriteNumber("top1", r.Top1);
-                    w.WriteNumber("top5", r.Top5);
-                    w.WriteNumber("images_per_second", r.ImagesPerSecond);
-                    w.WriteStartArray("confusion");
+                    using var jw = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+                    jw.WriteStartObject();
+                    jw.WriteString("model", model.Config.Name);
+                    jw.WriteString("data", set.Description);
+                    if (w.SyntheticOrigin() is { } synthetic) jw.WriteString("synthetic_weights", synthetic);
+                    jw.WriteNumber("images", r.Images);
+                    jw.WriteNumber("top1", r.Top1);
+                    jw.WriteNumber("top5", r.Top5);
+                    jw.WriteNumber("images_per_second", r.ImagesPerSecond);
+                    jw.WriteStartArray("confusion");
                     for (int a = 0; a < model.Config.NumClasses; a++)
                     {
-                        w.WriteStartArray();
-                        for (int b = 0; b < model.Config.NumClasses; b++) w.WriteNumberValue(r.Confusion[a, b]);
-                        w.WriteEndArray();
+                        jw.WriteStartArray();
+                        for (int b = 0; b < model.Config.NumClasses; b++) jw.WriteNumberValue(r.Confusion[a, b]);
+                        jw.WriteEndArray();
                     }
-                    w.WriteEndArray();
-                    w.WriteEndObject();
+                    jw.WriteEndArray();
+                    jw.WriteEndObject();
                 });
             return 0;
         }));

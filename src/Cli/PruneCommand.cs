@@ -27,7 +27,7 @@ static class PruneCommand
         var seed = new Option<int>("--seed") { Description = "seed of the random criterion", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--output", "-o") { Description = "pruned model .safetensors", Required = true };
         var report = new Option<string?>("--report") { Description = "also write the pruning report as JSON" };
-        var threads = new Option<int>("--threads") { Description = "threads for calibration", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = CliApp.ThreadsOption("threads for calibration (default: all cores)");
         var cmd = new Command("prune", "prune a DeiT with SNP and write the compact ragged model")
         {
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
@@ -35,61 +35,58 @@ static class PruneCommand
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
+            // Every argument and path is checked before the model is loaded: a mistake costs no calibration.
             if (pr.GetValue(method) != "snp") throw new InputException("--method", $"'{pr.GetValue(method)}' is not available; this version prunes with snp");
-            var crit = ParseCriterion(pr.GetValue(criterion)!, "--criterion");
-            string path = pr.GetValue(weights)!;
+            var crit = Criteria.Parse(pr.GetValue(criterion)!, "--criterion");
+            int t = Check.AtLeast(pr, threads, 1), want = Check.AtLeast(pr, calibImages, 1), g = Check.AtLeast(pr, gamma, 0);
+            var limits = CliApp.ImageLimits(pr);
             var options = CliApp.Options(pr, stderr);
-            // The pruned file keeps the class names: from --classes, else the dense model's own metadata.
-            string? namesFile = pr.GetValue(CliApp.ClassesOption);
-            var (dense, namesInModel) = LoadDense(path, options, classNames: namesFile == null);
-            var c = dense.Config;
-            string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
-
             int chosen = new[] { pr.GetValue(target) != null, pr.GetValue(ratios) != null, pr.GetValue(macs) != null }.Count(x => x);
             if (chosen != 1) throw new InputException("--target", "give exactly one of --target, --ratios, --macs");
-            PruneTarget goal = pr.GetValue(target) is { } t ? new PruneTarget.Structure(Architectures.Get(t))
-                : pr.GetValue(ratios) is { } r ? new PruneTarget.Ratios(RatioSpec.Read(r, c.Depth), r)
-                : new PruneTarget.Macs(ParseMacs(pr.GetValue(macs)!), pr.GetValue(uneven));
+            Check.OnlyWith(pr.GetValue(uneven), "--uneven-heads", pr.GetValue(macs) != null, "--macs");
+            var structure = pr.GetValue(target) is { } tn ? Architectures.Get(tn, "--target") : null;
+            long? budget = pr.GetValue(macs) is { } m ? ParseMacs(m) : null;
+            if (pr.GetValue(ratios) is { } rf) Check.File("--ratios", rf);
+            bool needsCalib = crit is Criterion.Snp or Criterion.ReverseSnp;
+            if (needsCalib && pr.GetValue(calib) == null)
+                throw new InputException("--calib", "the SNP criterion needs calibration images: --calib images.npy (or --calib seeded for a structure-only run)");
+            Check.Calibration(pr.GetValue(calib));
+            string? namesFile = pr.GetValue(CliApp.ClassesOption);
+            if (namesFile != null) Check.File("--classes", namesFile);
+            using var outputs = new Outputs();
+            string outPath = outputs.Add("--output", pr.GetValue(output)!);
+            string? reportPath = pr.GetValue(report) is { } rp ? outputs.Add("--report", rp) : null;
+            var w = Weights.Check(pr.GetValue(weights)!, options.Arch);
+
+            // The pruned file keeps the class names: from --classes, else the dense model's own metadata.
+            var (dense, namesInModel) = w.LoadDense(options, classNames: namesFile == null);
+            var c = dense.Config;
+            string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
+            PruneTarget goal = structure != null ? new PruneTarget.Structure(structure)
+                : budget is { } b ? new PruneTarget.Macs(b, pr.GetValue(uneven))
+                : new PruneTarget.Ratios(RatioSpec.Read(pr.GetValue(ratios)!, c.Depth), pr.GetValue(ratios)!);
 
             float[][][]? qk = null;
             int used = 0;
-            if (crit is Criterion.Snp or Criterion.ReverseSnp)
+            if (needsCalib)
             {
-                var (images, count) = Calibration(pr.GetValue(calib), pr.GetValue(calibImages), c, CliApp.ImageLimits(pr));
+                var (images, count) = Calibration(pr.GetValue(calib), want, c, limits, options.NonFinite, stderr.WriteLine);
                 used = count;
-                qk = WithProgress(stdout, $"calibrating on {count} images", (report) =>
-                    Pruner.CalibrateSnp(dense, images, count, pr.GetValue(gamma), pr.GetValue(threads), report));
+                qk = WithProgress(stdout, $"calibrating on {count} images", (progress) =>
+                    Pruner.CalibrateSnp(dense, images, count, g, t, progress));
             }
-            var (pruned, rep) = Pruner.Prune(dense, goal, crit, qk, used, pr.GetValue(gamma), pr.GetValue(seed));
-            VitModel.Save(pr.GetValue(output)!, pruned.Config, pruned, classNames: names);
-            if (pr.GetValue(report) is { } rp) AtomicFile.Write(rp, s => { using var w = new StreamWriter(s); w.Write(rep.ToJson()); });
+            var (pruned, rep) = Pruner.Prune(dense, goal, crit, qk, used, g, pr.GetValue(seed));
+            string? synthetic = w.SyntheticOrigin();
+            var metadata = synthetic != null ? new Dictionary<string, string> { [Synthetic.MetadataKey] = synthetic } : null;
+            outputs.Stage(outPath, path => VitModel.Save(path, pruned.Config, pruned, classNames: names, metadata: metadata));
+            if (reportPath != null) outputs.Stage(reportPath, path => AtomicFile.Write(path, s => { using var sw = new StreamWriter(s); sw.Write(rep.ToJson()); }));
+            outputs.Commit();
+            if (synthetic != null) stdout.WriteLine(Synthetic.Notice(synthetic));
             stdout.Write(rep.ToMarkdown());
-            stdout.WriteLine($"wrote {pr.GetValue(output)}");
+            stdout.WriteLine($"wrote {outPath}{(reportPath != null ? $" and {reportPath}" : "")}");
             return 0;
         }));
         return cmd;
-    }
-
-    internal static Criterion ParseCriterion(string name, string option) => name switch
-    {
-        "snp" => Criterion.Snp, "l2" => Criterion.L2, "gm" => Criterion.GeometricMedian, "random" => Criterion.Random, "reverse" => Criterion.ReverseSnp,
-        var other => throw new InputException(option, $"'{other}' is not one of snp, l2, gm, random, reverse"),
-    };
-
-    /// <summary>
-    /// A checkpoint (with the class names in its metadata when asked), or "seeded:ARCH" for the synthetic weights
-    /// bench uses (structure and speed studies; no names).
-    /// </summary>
-    internal static (DenseTensors Dense, string[]? ClassNames) LoadDense(string path, LoadOptions options, bool classNames = false)
-    {
-        if (path.StartsWith("seeded:", StringComparison.Ordinal))
-        {
-            var config = Architectures.Get(path["seeded:".Length..]);
-            return (DenseTensors.From(new SeededWeights(config), config), null);
-        }
-        using var file = new SafeTensorsFile(path);
-        var dense = DenseTensors.From(new SafeTensorsSource(file), VitModel.ReadConfig(file, options.Arch));
-        return (dense, classNames ? ClassNames.FromMetadata(file, dense.Config.NumClasses) : null);
     }
 
     internal static long ParseMacs(string text)
@@ -97,12 +94,14 @@ static class PruneCommand
         string s = text.Trim().ToUpperInvariant();
         double scale = s.EndsWith('G') ? 1e9 : s.EndsWith('M') ? 1e6 : 1;
         if (scale != 1) s = s[..^1];
-        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0))
+        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0) || v * scale > long.MaxValue / 2)
             throw new InputException("--macs", $"'{text}' is not a MAC count like 2.0G or 1500M");
         return (long)(v * scale);
     }
 
-    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, (int Side, long Pixels)? imageLimits = null)
+    /// <summary>Calibration images from 'seeded', a folder of images, an IDX image file or a float32 .npy (checked for NaN/Inf).</summary>
+    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, (int Side, long Pixels) imageLimits,
+        NonFinitePolicy nonFinite, Action<string> warn)
     {
         if (want < 1) throw new InputException("--calib-images", $"must be at least 1, got {want}");
         if (source == null) throw new InputException("--calib", "the SNP criterion needs calibration images: --calib images.npy (or --calib seeded for a structure-only run)");
@@ -120,15 +119,16 @@ static class PruneCommand
             if (files.Length == 0) throw new InputException("--calib", $"{source} holds no .jpg/.jpeg/.png images");
             var images = new float[(long)files.Length * c.ImageElements];
             for (int i = 0; i < files.Length; i++)
-                ImageFile.ToTensor(files[i], c, images.AsSpan(i * c.ImageElements, c.ImageElements),
-                    imageLimits?.Side ?? ImageFile.DefaultMaxSide, imageLimits?.Pixels ?? ImageFile.DefaultMaxPixels);
+                ImageFile.ToTensor(files[i], c, images.AsSpan(i * c.ImageElements, c.ImageElements), imageLimits.Side, imageLimits.Pixels);
             return (images, files.Length);
         }
         if (!source.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             return VitSparse.Runtime.Data.IdxImages.ReadImages(source, c, want);
         var npy = Npy.Read(source);
         int count = Math.Min(want, npy.RequireImages(c, "--calib", source));
-        return (npy.Data.AsSpan(0, count * c.ImageElements).ToArray(), count);
+        var used = npy.Data.AsSpan(0, count * c.ImageElements).ToArray();
+        NonFinite.Check(used, "--calib", source, nonFinite, warn);
+        return (used, count);
     }
 
     /// <summary>A Spectre progress bar on a terminal; plain lines when output is redirected or captured.</summary>

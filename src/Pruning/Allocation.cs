@@ -14,8 +14,10 @@ public sealed record RatioSpec(double Embed, BlockRatio[] Blocks)
     /// <summary>Largest ratio file read: 1 MiB (one entry per block is a few KB).</summary>
     public const long MaxFileBytes = 1L << 20;
 
+    /// <summary>Reads and parses a ratio file (at most <see cref="MaxFileBytes"/>) for a model of <paramref name="depth"/> blocks.</summary>
     public static RatioSpec Read(string path, int depth) => Parse(TextFile.Read(path, MaxFileBytes, "ratio file"), path, depth);
 
+    /// <summary>Parses a ratio file's JSON (<paramref name="file"/> names it in errors) for a model of <paramref name="depth"/> blocks; every ratio must be in [0, 1).</summary>
     public static RatioSpec Parse(string json, string file, int depth)
     {
         JsonDocument doc;
@@ -98,6 +100,7 @@ public static class Allocation
         return kept;
     }
 
+    /// <summary>Widths from per-layer ratios (kept = width − round(r·width) per head), the kept units chosen by score.</summary>
     public static PruningPlan FromRatios(VitConfig dense, RatioSpec r, UnitScores s)
     {
         var blocks = new BlockPlan[dense.Depth];
@@ -182,7 +185,7 @@ public static class Allocation
         return heads.Select(h => h.Select(x => (float)(x * scale)).ToArray()).ToArray();
     }
 
-    /// <summary>Per head, units in ascending score; a step removes the next unit of every head in <see cref="Heads"/>.</summary>
+    /// <summary>Per head, units in ascending score; a step removes the next unit of every head in Heads.</summary>
     sealed class Layer(int block, Kind kind, int[] heads, float[][] scores, long macsPerStep)
     {
         readonly int[][] _order = heads.Select(h => Enumerable.Range(0, scores[h].Length).OrderBy(i => scores[h][i]).ThenByDescending(i => i).ToArray()).ToArray();

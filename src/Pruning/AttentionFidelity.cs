@@ -17,6 +17,7 @@ public sealed record FidelityRow(Criterion Criterion, double[] Ratios, double[] 
 /// </summary>
 public static class AttentionFidelity
 {
+    /// <summary>One row per criterion: mean cosine similarity of original and Q/K-pruned attention maps at each ratio, over <paramref name="count"/> images.</summary>
     public static List<FidelityRow> Measure(DenseTensors dense, ReadOnlySpan<float> images, int count, double[] ratios, Criterion[] criteria,
         int gamma = 0, int threads = 0, int seed = 0, Action<int, int>? progress = null)
     {

@@ -30,6 +30,22 @@ public sealed record UnitScores(float[][][] Qk, float[][][] V, float[][] Ffn, fl
 /// </summary>
 public static class Criteria
 {
+    /// <summary>The CLI spelling of each criterion, the name reports print.</summary>
+    static readonly (Criterion Value, string Name)[] Names =
+        [(Criterion.Snp, "snp"), (Criterion.L2, "l2"), (Criterion.GeometricMedian, "gm"), (Criterion.Random, "random"), (Criterion.ReverseSnp, "reverse")];
+
+    /// <summary>The name the CLI takes and reports print: snp, l2, gm, random, reverse.</summary>
+    public static string Name(this Criterion criterion) => Names.First(n => n.Value == criterion).Name;
+
+    /// <summary>A criterion by its CLI name; an unknown name is an <see cref="InputException"/> on <paramref name="option"/>.</summary>
+    public static Criterion Parse(string name, string option = "--criterion")
+    {
+        foreach (var n in Names)
+            if (n.Name == name) return n.Value;
+        throw new InputException(option, $"'{name}' is not one of {string.Join(", ", Names.Select(n => n.Name))}{Runtime.Text.DidYouMean.Hint(name, Names.Select(n => n.Name))}");
+    }
+
+    /// <summary>Scores every prunable unit of <paramref name="model"/> with <paramref name="criterion"/>; SNP and its reverse need the calibrated Q/K scores <paramref name="snpQk"/>.</summary>
     public static UnitScores Score(DenseTensors model, Criterion criterion, float[][][]? snpQk = null, int seed = 0)
     {
         var c = model.Config;

@@ -6,7 +6,9 @@ namespace VitSparse.Pruning;
 /// <summary>A tensor held in memory while it is being cut: shape and row-major data.</summary>
 public sealed record Tensor(long[] Shape, float[] Data)
 {
+    /// <summary>Rows: the first dimension.</summary>
     public int Rows => (int)Shape[0];
+    /// <summary>Elements per row.</summary>
     public int RowLength => (int)(Data.Length / Math.Max(1, Shape[0]));
 }
 
@@ -16,9 +18,12 @@ public sealed record Tensor(long[] Shape, float[] Data)
 /// </summary>
 public sealed class DenseTensors : ITensorSource
 {
+    /// <summary>The architecture these tensors fill.</summary>
     public VitConfig Config { get; }
+    /// <summary>Tensors by timm name.</summary>
     public Dictionary<string, Tensor> Tensors { get; }
 
+    /// <summary>Wraps tensors that already match <paramref name="config"/>.</summary>
     public DenseTensors(VitConfig config, Dictionary<string, Tensor> tensors)
     {
         Config = config;
@@ -39,12 +44,18 @@ public sealed class DenseTensors : ITensorSource
         return new DenseTensors(config, tensors);
     }
 
+    /// <summary>The tensor called <paramref name="name"/>; a missing one is a <see cref="ModelException"/>.</summary>
     public Tensor this[string name] => Tensors.TryGetValue(name, out var t) ? t : throw new ModelException($"missing tensor '{name}'", name);
 
+    /// <inheritdoc/>
     public string Description => $"in-memory {Config.Name}";
+    /// <inheritdoc/>
     public bool Contains(string name) => Tensors.ContainsKey(name);
+    /// <inheritdoc/>
     public long[] Shape(string name) => this[name].Shape;
+    /// <inheritdoc/>
     public ReadOnlySpan<float> Floats(string name) => this[name].Data;
 
+    /// <summary>A deep copy: surgery on it leaves this one unchanged.</summary>
     public DenseTensors Clone() => new(Config, Tensors.ToDictionary(kv => kv.Key, kv => kv.Value with { Data = (float[])kv.Value.Data.Clone() }));
 }

@@ -11,9 +11,16 @@ public abstract record PruneTarget
 {
     /// <summary>A named structure, e.g. the released SNP DeiT-S 2.0 GMAC widths.</summary>
     public sealed record Structure(VitConfig Config) : PruneTarget;
+    /// <summary>Per-layer fractions removed, from a ratio file.</summary>
+    /// <param name="Spec">The parsed ratios.</param>
+    /// <param name="File">The ratio file, named in the report.</param>
     public sealed record Ratios(RatioSpec Spec, string File) : PruneTarget;
+    /// <summary>A MAC budget met by removing the globally least important units.</summary>
+    /// <param name="Target">MACs per image to reach.</param>
+    /// <param name="UnevenHeads">Whether heads of one block may keep different widths.</param>
     public sealed record Macs(long Target, bool UnevenHeads) : PruneTarget;
 
+    /// <summary>The target as the report prints it.</summary>
     public string Describe() => this switch
     {
         Structure s => $"structure {s.Config.Name}",
@@ -23,11 +30,33 @@ public abstract record PruneTarget
     };
 }
 
+/// <summary>One block's widths after pruning, and its totals before.</summary>
+/// <param name="Block">Block index.</param>
+/// <param name="Qk">Q/K width per head, comma-separated.</param>
+/// <param name="V">V width per head, comma-separated.</param>
+/// <param name="Ffn">FFN hidden width.</param>
+/// <param name="QkBefore">Q/K width of all heads before.</param>
+/// <param name="VBefore">V width of all heads before.</param>
+/// <param name="FfnBefore">FFN hidden width before.</param>
 public sealed record BlockWidths(int Block, string Qk, string V, int Ffn, int QkBefore, int VBefore, int FfnBefore);
 
+/// <summary>What a pruning run did: criterion, target, MACs and parameters before and after, widths per block.</summary>
+/// <param name="Model">The dense model's name.</param>
+/// <param name="Criterion">The criterion as the CLI spells it (snp, l2, gm, random, reverse).</param>
+/// <param name="Target">The target, described.</param>
+/// <param name="CalibrationImages">Images SNP calibrated on (0 for data-free criteria).</param>
+/// <param name="Gamma">SNP's γ when given (0: the default ⌈d/16⌉).</param>
+/// <param name="MacsBefore">MACs per image before.</param>
+/// <param name="MacsAfter">MACs per image after.</param>
+/// <param name="ParamsBefore">Parameters before.</param>
+/// <param name="ParamsAfter">Parameters after.</param>
+/// <param name="EmbedBefore">Residual width before.</param>
+/// <param name="EmbedAfter">Residual width after.</param>
+/// <param name="Blocks">Widths per block.</param>
 public sealed record PruningReport(string Model, string Criterion, string Target, int CalibrationImages, int Gamma,
     long MacsBefore, long MacsAfter, long ParamsBefore, long ParamsAfter, int EmbedBefore, int EmbedAfter, List<BlockWidths> Blocks)
 {
+    /// <summary>The report as the CLI prints it: a summary line and a markdown table of widths per block.</summary>
     public string ToMarkdown()
     {
         var inv = CultureInfo.InvariantCulture;
@@ -45,6 +74,7 @@ public sealed record PruningReport(string Model, string Criterion, string Target
     static string Pct(string widths, int before) =>
         ((double)widths.Split(',', StringSplitOptions.RemoveEmptyEntries).Sum(int.Parse) / before).ToString("0%", CultureInfo.InvariantCulture);
 
+    /// <summary>The report as JSON (snake_case names), as `prune --report` writes it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, PruningJson.Default.PruningReport);
 }
 
@@ -80,6 +110,7 @@ public static class Pruner
         return observer.Scores;
     }
 
+    /// <summary>Scores, allocates and cuts: the compact pruned model and its report. <paramref name="snpQk"/> comes from <see cref="CalibrateSnp"/> for the SNP criteria.</summary>
     public static (DenseTensors Pruned, PruningReport Report) Prune(DenseTensors dense, PruneTarget target, Criterion criterion,
         float[][][]? snpQk, int calibrationImages, int gamma = 0, int seed = 0)
     {
@@ -98,7 +129,7 @@ public static class Pruner
         var after = pruned.Config;
         var blocks = after.Blocks.Select((b, i) => new BlockWidths(i, string.Join(",", b.QkWidths), string.Join(",", b.VWidths), b.MlpHidden,
             before.Blocks[i].QkTotal, before.Blocks[i].VTotal, before.Blocks[i].MlpHidden)).ToList();
-        var report = new PruningReport(before.Name, criterion.ToString(), target.Describe(), criterion is Criterion.Snp or Criterion.ReverseSnp ? calibrationImages : 0,
+        var report = new PruningReport(before.Name, criterion.Name(), target.Describe(), criterion is Criterion.Snp or Criterion.ReverseSnp ? calibrationImages : 0,
             criterion is Criterion.Snp or Criterion.ReverseSnp ? gamma : 0,
             ModelStats.Macs(before), ModelStats.Macs(after), ModelStats.Params(before), ModelStats.Params(after), before.EmbedDim, after.EmbedDim, blocks);
         return (pruned, report);

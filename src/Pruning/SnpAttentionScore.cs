@@ -17,8 +17,11 @@ public sealed class SnpAttentionScore : IActivationObserver
     readonly int _gamma;
     readonly double[][][] _scores; // [block][head][pair]
 
+    /// <summary>Images seen so far.</summary>
     public int Images { get; private set; }
 
+    /// <summary>An observer for a model of <paramref name="config"/>.</summary>
+    /// <param name="config">The dense model's architecture.</param>
     /// <param name="gamma">singular components kept; 0 means the documented default, ⌈d/16⌉ per head.</param>
     public SnpAttentionScore(Runtime.Models.VitConfig config, int gamma = 0)
     {
@@ -35,8 +38,10 @@ public sealed class SnpAttentionScore : IActivationObserver
     /// </summary>
     public static int DefaultGamma(int width) => Math.Max(1, (width + 15) / 16);
 
+    /// <summary>Accumulated Q/K pair scores: [block][head][pair].</summary>
     public float[][][] Scores => _scores.Select(b => b.Select(h => h.Select(x => (float)x).ToArray()).ToArray()).ToArray();
 
+    /// <inheritdoc/>
     public void OnQkv(int block, ReadOnlySpan<float> qkv, int images, int tokens, int rowWidth)
     {
         if (block == 0) Images += images;

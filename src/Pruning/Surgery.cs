@@ -14,6 +14,7 @@ namespace VitSparse.Pruning;
 /// </summary>
 public static class Surgery
 {
+    /// <summary>Physically removes the units <paramref name="plan"/> drops from every tensor that holds them; returns the compact model.</summary>
     public static DenseTensors Apply(DenseTensors model, PruningPlan plan)
     {
         var c = model.Config;

@@ -24,9 +24,12 @@ public sealed class InferenceSession : IDisposable
     /// <summary>When set, each inference adds the time spent per operation kind (for `bench`'s breakdown).</summary>
     public OpTimings? Timings { get; set; }
 
+    /// <summary>The model's architecture.</summary>
     public VitConfig Config => _model.Config;
+    /// <summary>Threads each inference uses.</summary>
     public int Threads => _team.Threads;
 
+    /// <summary>A session on <paramref name="model"/> with <paramref name="threads"/> intra-op threads (0: one per core).</summary>
     public InferenceSession(VitModel model, int threads = 0)
     {
         _model = model;
@@ -138,6 +141,7 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
+    /// <summary>Stops the session's threads.</summary>
     public void Dispose()
     {
         if (_disposed) return;

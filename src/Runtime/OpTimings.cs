@@ -3,13 +3,32 @@ using System.Diagnostics;
 namespace VitSparse.Runtime;
 
 /// <summary>The kinds of work an inference is made of, for a time breakdown.</summary>
-public enum Op { PatchEmbed, Norm, Qkv, Attention, Proj, Fc1Gelu, Fc2, Head }
+public enum Op
+{
+    /// <summary>Patch embedding (a linear over patches).</summary>
+    PatchEmbed,
+    /// <summary>LayerNorms.</summary>
+    Norm,
+    /// <summary>The fused qkv linear.</summary>
+    Qkv,
+    /// <summary>Ragged attention: scores, softmax, weighted V.</summary>
+    Attention,
+    /// <summary>The attention output projection.</summary>
+    Proj,
+    /// <summary>fc1 with GELU.</summary>
+    Fc1Gelu,
+    /// <summary>fc2.</summary>
+    Fc2,
+    /// <summary>Final norm of the class token and the classifier.</summary>
+    Head,
+}
 
 /// <summary>Accumulated wall time per <see cref="Op"/> over the inferences of a session that has it attached.</summary>
 public sealed class OpTimings
 {
     readonly long[] _ticks = new long[Enum.GetValues<Op>().Length];
 
+    /// <summary>Inferences measured.</summary>
     public int Runs { get; private set; }
 
     internal long Start() => Stopwatch.GetTimestamp();

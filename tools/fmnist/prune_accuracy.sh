@@ -5,8 +5,8 @@
 set -euo pipefail
 data=/usr/share/datasets/fashion-mnist
 model=tests/fixtures/deit_fmnist.safetensors
-dotnet build -c Release src/Cli -nologo -v q >/dev/null
-cli() { dotnet src/Cli/bin/Release/net10.0/vitsparse.dll "$@"; }
+tools/install-cli.sh >/dev/null
+cli() { artifacts/vitsparse/vitsparse "$@"; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 top1() { cli eval --weights "$1" --idx $data/t10k-images-idx3-ubyte.gz $data/t10k-labels-idx1-ubyte.gz --json "$work/e.json" >/dev/null
          /usr/bin/python3 -c "import json; print(f\"{json.load(open('$work/e.json'))['top1']*100:.2f}\")"; }

@@ -6,7 +6,9 @@ namespace VitSparse.Runtime.Data;
 /// <summary>Labelled, preprocessed images read in batches (streamed where the source allows).</summary>
 public interface ILabelledImages : IDisposable
 {
+    /// <summary>Names the data in reports (file names).</summary>
     string Description { get; }
+    /// <summary>Images that will be returned in all.</summary>
     int Count { get; }
     /// <summary>Fills up to <paramref name="max"/> images (model-ready NCHW floats) and labels; returns how many.</summary>
     int Next(int max, Span<float> images, Span<int> labels);
@@ -24,9 +26,12 @@ public sealed class IdxImages : ILabelledImages
     int _done;
     byte[] _pixels = [], _labelBytes = [];
 
+    /// <inheritdoc/>
     public string Description => $"{Path.GetFileName(_images.Path)} + {Path.GetFileName(_labels.Path)}";
+    /// <inheritdoc/>
     public int Count => _count;
 
+    /// <summary>Opens an IDX image file and its label file (raw or gzip), checking that they match each other and the model; at most <paramref name="limit"/> images.</summary>
     public IdxImages(string images, string labels, VitConfig config, int limit = int.MaxValue)
     {
         _images = new IdxFile(images);
@@ -81,6 +86,7 @@ public sealed class IdxImages : ILabelledImages
             }
     }
 
+    /// <inheritdoc/>
     public int Next(int max, Span<float> images, Span<int> labels)
     {
         int n = Math.Min(max, _count - _done);
@@ -101,6 +107,7 @@ public sealed class IdxImages : ILabelledImages
         return n;
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _images.Dispose();
@@ -108,7 +115,10 @@ public sealed class IdxImages : ILabelledImages
     }
 }
 
-/// <summary>Preprocessed images X [N, C, H, W] and labels Y [N] (class indices stored as float32) from .npy files.</summary>
+/// <summary>
+/// Preprocessed images X [N, C, H, W] (float32) and labels Y [N] (class indices: int64 as NumPy saves them,
+/// any other integer type, or whole float32/float64) from .npy files.
+/// </summary>
 public sealed class NpyImages : ILabelledImages
 {
     readonly NpyArray _x;
@@ -116,21 +126,28 @@ public sealed class NpyImages : ILabelledImages
     readonly int _count, _per;
     int _done;
 
+    /// <inheritdoc/>
     public string Description { get; }
+    /// <inheritdoc/>
     public int Count => _count;
 
-    public NpyImages(string x, string y, VitConfig config, int limit = int.MaxValue)
+    /// <summary>
+    /// Reads both files and checks them: X fits the model, one label per image, each label a class of the model, and
+    /// X finite as <paramref name="nonFinite"/> says (refused by default; a warning goes to <paramref name="warn"/>).
+    /// </summary>
+    public NpyImages(string x, string y, VitConfig config, int limit = int.MaxValue, NonFinitePolicy nonFinite = NonFinitePolicy.Refuse, Action<string>? warn = null)
     {
         _x = Npy.Read(x);
-        var labels = Npy.Read(y);
         int n = _x.RequireImages(config, "--npy", x);
+        NonFinite.Check(_x.Data, "--npy", x, nonFinite, warn);
+        var labels = Npy.ReadLabels(y);
         if (labels.Shape.Length != 1 || labels.Shape[0] != n)
             throw new InputException("--npy", $"{y} has shape ({string.Join(", ", labels.Shape)}), expected ({n},): one label per image");
-        _y = new int[labels.Data.Length];
+        _y = new int[labels.Values.Length];
         for (int i = 0; i < _y.Length; i++)
         {
-            float v = labels.Data[i];
-            if (v != MathF.Floor(v) || v < 0 || v >= config.NumClasses)
+            long v = labels.Values[i];
+            if (v < 0 || v >= config.NumClasses)
                 throw new FileFormatException(y, $"label {v} at {i} is not a class index below {config.NumClasses}");
             _y[i] = (int)v;
         }
@@ -139,6 +156,7 @@ public sealed class NpyImages : ILabelledImages
         Description = $"{Path.GetFileName(x)} + {Path.GetFileName(y)}";
     }
 
+    /// <inheritdoc/>
     public int Next(int max, Span<float> images, Span<int> labels)
     {
         int n = Math.Min(max, _count - _done);
@@ -149,5 +167,6 @@ public sealed class NpyImages : ILabelledImages
         return n;
     }
 
+    /// <inheritdoc/>
     public void Dispose() { }
 }

@@ -5,6 +5,7 @@ namespace VitSparse.Runtime.Data;
 /// <summary>Accuracy of a model on labelled images.</summary>
 public sealed record EvalResult(int Images, double Top1, double Top5, double ImagesPerSecond, int[,] Confusion, int[] Predictions);
 
+/// <summary>Runs a model over a labelled set: top-1/top-5 accuracy, throughput and the confusion matrix.</summary>
 public static class Evaluation
 {
     /// <summary>Runs every image through the session in batches; progress(done, total) after each batch.</summary>

@@ -7,7 +7,7 @@ namespace VitSparse.Runtime.Data;
 /// An ImageNet-style folder: one subfolder per class (classes in ordinal name order, as torchvision's
 /// ImageFolder numbers them), or a flat folder with a labels file of "relative/path class-index" lines.
 /// Images (JPEG, PNG) are decoded and preprocessed batch by batch. A bad image stops the run naming the
-/// file, or with skipBad is reported through <paramref name="log"/> and left out.
+/// file, or with skipBad is reported through the log callback and left out.
 /// </summary>
 public sealed class FolderImages : ILabelledImages
 {
@@ -20,11 +20,16 @@ public sealed class FolderImages : ILabelledImages
     readonly Action<string>? _log;
     int _next;
 
+    /// <inheritdoc/>
     public string Description { get; }
+    /// <inheritdoc/>
     public int Count => _items.Count;
+    /// <summary>Class names in label order: the subfolder names, or empty with a labels file.</summary>
     public IReadOnlyList<string> Classes { get; }
+    /// <summary>Images left out as unreadable (with skipBad).</summary>
     public int Skipped { get; private set; }
 
+    /// <summary>Lists the images of <paramref name="dir"/> (one subfolder per class, or flat with <paramref name="labelsFile"/>); images are decoded batch by batch, within the given size limits.</summary>
     public FolderImages(string dir, VitConfig config, string? labelsFile = null, int limit = int.MaxValue, bool skipBad = false, Action<string>? log = null,
         int maxImageSide = ImageFile.DefaultMaxSide, long maxImagePixels = ImageFile.DefaultMaxPixels)
     {
@@ -64,6 +69,7 @@ public sealed class FolderImages : ILabelledImages
         if (_items.Count == 0) throw new InputException("--data", $"{dir} holds no .jpg/.jpeg/.png images");
     }
 
+    /// <inheritdoc/>
     public int Next(int max, Span<float> images, Span<int> labels)
     {
         int n = 0, per = _config.ImageElements;
@@ -85,5 +91,6 @@ public sealed class FolderImages : ILabelledImages
         return n;
     }
 
+    /// <inheritdoc/>
     public void Dispose() { }
 }

@@ -27,13 +27,18 @@ public sealed class IdxFile : IDisposable
     readonly Stream _stream;
     long _read;
 
+    /// <summary>The file as given.</summary>
     public string Path { get; }
+    /// <summary>Dimensions from the header: count first.</summary>
     public int[] Dims { get; }
+    /// <summary>Items in the file.</summary>
     public int Count => Dims[0];
     /// <summary>Bytes per item: rows·cols for an image file, 1 for a label file.</summary>
     public int ItemSize { get; }
+    /// <summary>Items not read yet.</summary>
     public long Remaining => Count - _read;
 
+    /// <summary>Opens an IDX file (raw or gzip) and checks its header against its size.</summary>
     public IdxFile(string path)
     {
         Path = path;
@@ -122,5 +127,6 @@ public sealed class IdxFile : IDisposable
         catch (Exception e) when (e is InvalidDataException or IOException) { throw new FileFormatException(Path, $"corrupt gzip stream after the last item: {e.Message}", e); }
     }
 
+    /// <summary>Closes the file.</summary>
     public void Dispose() => _stream.Dispose();
 }

@@ -8,6 +8,7 @@ namespace VitSparse.Runtime.Formats;
 /// <summary>A float32 array with its shape, as read from or written to a NumPy .npy file.</summary>
 public sealed record NpyArray(int[] Shape, float[] Data)
 {
+    /// <summary>Number of elements: the product of the shape.</summary>
     public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
 
     /// <summary>Refuses anything but a non-empty [batch, C, H, W] batch of images for <paramref name="config"/>; returns the batch size.</summary>
@@ -19,9 +20,12 @@ public sealed record NpyArray(int[] Shape, float[] Data)
     }
 }
 
+/// <summary>Integer class labels read from a .npy file (<see cref="Npy.ReadLabels"/>).</summary>
+public sealed record NpyLabels(int[] Shape, long[] Values);
+
 /// <summary>
-/// NumPy .npy (format versions 1, 2 and 3) for little-endian float32 C-order arrays, the only kind the
-/// CLI exchanges. Anything else is refused with the file name and what was found.
+/// NumPy .npy (format versions 1, 2 and 3) for little-endian float32 C-order arrays, the kind the CLI
+/// exchanges, and integer label arrays. Anything else is refused with the file name and what was found.
 /// </summary>
 public static partial class Npy
 {
@@ -37,22 +41,70 @@ public static partial class Npy
     /// </summary>
     public const int MaxHeaderBytes = 10_000;
 
-    public static NpyArray Read(string path)
+    /// <summary>Reads a float32 .npy file; any other dtype, Fortran order or a size mismatch is a <see cref="FileFormatException"/>.</summary>
+    public static NpyArray Read(string path) => Parse(ReadBytes(path, 4), path);
+
+    /// <summary>The whole file, refused before reading when it is larger than one array of <paramref name="elementSize"/>-byte elements can hold.</summary>
+    static byte[] ReadBytes(string path, int elementSize)
     {
         long length;
         try { length = new FileInfo(path).Length; }
         catch (FileNotFoundException) { throw new FileFormatException(path, "file not found"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FileFormatException(path, $"cannot read: {e.Message}", e); }
-        // A float32 array in one .NET array holds at most Array.MaxLength elements; refuse before reading.
-        if (length > 4L * Array.MaxLength + 12 + MaxHeaderBytes)
-            throw new FileFormatException(path, $"{length} bytes is larger than one float32 array can hold");
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
+        // An array in one .NET array holds at most Array.MaxLength elements; refuse before reading.
+        if (length > (long)elementSize * Array.MaxLength + 12 + MaxHeaderBytes)
+            throw new FileFormatException(path, $"{length} bytes is larger than one array can hold");
+        try { return File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FileFormatException(path, $"cannot read: {e.Message}", e); }
-        return Parse(bytes, path);
     }
 
+    /// <summary>Parses a float32 .npy held in memory; <paramref name="name"/> names it in errors.</summary>
     public static NpyArray Parse(ReadOnlySpan<byte> bytes, string name)
+    {
+        var (_, shape, start) = ParseHeader(bytes, name, labels: false);
+        var data = bytes[start..];
+        var floats = new float[data.Length / 4];
+        for (int i = 0; i < floats.Length; i++) floats[i] = BinaryPrimitives.ReadSingleLittleEndian(data[(4 * i)..]);
+        return new NpyArray(shape, floats);
+    }
+
+    /// <summary>
+    /// Reads class labels: any integer dtype NumPy writes (int64 by default; int32, int16, int8, uint8 … too), or
+    /// float32/float64 holding whole numbers. Shape and values are returned as read; the caller checks ranges.
+    /// </summary>
+    public static NpyLabels ReadLabels(string path)
+    {
+        byte[] bytes = ReadBytes(path, 8);
+        var (dtype, shape, start) = ParseHeader(bytes, path, labels: true);
+        var data = bytes.AsSpan(start);
+        int size = LabelDtypes[dtype];
+        var values = new long[data.Length / size];
+        for (int i = 0; i < values.Length; i++)
+        {
+            var b = data[(i * size)..];
+            values[i] = dtype switch
+            {
+                "<i8" => BinaryPrimitives.ReadInt64LittleEndian(b), "<i4" => BinaryPrimitives.ReadInt32LittleEndian(b),
+                "<i2" => BinaryPrimitives.ReadInt16LittleEndian(b), "|i1" => (sbyte)b[0],
+                "<u8" => (long)Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(b), long.MaxValue), "<u4" => BinaryPrimitives.ReadUInt32LittleEndian(b),
+                "<u2" => BinaryPrimitives.ReadUInt16LittleEndian(b), "|u1" => b[0],
+                _ => Whole(dtype == "<f4" ? BinaryPrimitives.ReadSingleLittleEndian(b) : BinaryPrimitives.ReadDoubleLittleEndian(b), i, path),
+            };
+        }
+        return new NpyLabels(shape, values);
+    }
+
+    static long Whole(double v, int index, string path) => v == Math.Floor(v) && Math.Abs(v) < 1e15 ? (long)v
+        : throw new FileFormatException(path, $"label {v} at {index} is not a whole number");
+
+    /// <summary>Label dtypes and their element sizes.</summary>
+    static readonly Dictionary<string, int> LabelDtypes = new(StringComparer.Ordinal)
+    {
+        ["<i8"] = 8, ["<i4"] = 4, ["<i2"] = 2, ["|i1"] = 1, ["<u8"] = 8, ["<u4"] = 4, ["<u2"] = 2, ["|u1"] = 1, ["<f4"] = 4, ["<f8"] = 8,
+    };
+
+    /// <summary>Checks magic, version, header, dtype, order and size; returns the dtype, the shape and where the data starts.</summary>
+    static (string Dtype, int[] Shape, int DataStart) ParseHeader(ReadOnlySpan<byte> bytes, string name, bool labels)
     {
         if (bytes.Length < 10 || !bytes[..6].SequenceEqual(Magic)) throw new FileFormatException(name, "not a NumPy .npy file (bad magic)");
         int major = bytes[6];
@@ -73,7 +125,10 @@ public static partial class Npy
         var fortran = FortranRx().Match(header);
         var shapeM = ShapeRx().Match(header);
         if (!descr.Success || !fortran.Success || !shapeM.Success) throw new FileFormatException(name, $"malformed .npy header: {Printable(header)}");
-        if (descr.Groups[1].Value != "<f4") throw new FileFormatException(name, $"dtype '{Printable(descr.Groups[1].Value)}' is not little-endian float32 ('<f4'); convert with x.astype('<f4')");
+        string dtype = descr.Groups[1].Value;
+        if (labels && !LabelDtypes.ContainsKey(dtype))
+            throw new FileFormatException(name, $"dtype '{Printable(dtype)}' is not a label type: little-endian integers (int64, int32, int16, int8, uint8 …) or float32/float64 whole numbers");
+        if (!labels && dtype != "<f4") throw new FileFormatException(name, $"dtype '{Printable(dtype)}' is not little-endian float32 ('<f4'); convert with x.astype('<f4')");
         if (fortran.Groups[1].Value == "True") throw new FileFormatException(name, "array is in Fortran order; save a C-order array (np.ascontiguousarray)");
         var shape = ParseShape(shapeM.Groups[1].Value, name);
         long dataStart = headerStart + headerLen, dataBytes = bytes.Length - dataStart;
@@ -85,12 +140,10 @@ public static partial class Npy
             elements = d == 0 ? 0 : elements > long.MaxValue / d ? long.MaxValue : elements * d;
             if (elements > Array.MaxLength) throw new FileFormatException(name, $"shape ({string.Join(", ", shape)}) is too big: over {Array.MaxLength} elements (array is too big)");
         }
-        if (dataBytes != elements * 4)
-            throw new FileFormatException(name, $"shape ({string.Join(",", shape)}) needs {elements * 4} data bytes, file has {dataBytes}");
-        var data = new float[elements];
-        var src = bytes[(int)dataStart..];
-        for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
-        return new NpyArray(shape, data);
+        int size = labels ? LabelDtypes[dtype] : 4;
+        if (dataBytes != elements * size)
+            throw new FileFormatException(name, $"shape ({string.Join(",", shape)}) needs {elements * size} data bytes, file has {dataBytes}");
+        return (dtype, shape, (int)dataStart);
     }
 
     /// <summary>"3, 224, 224" or "5," or "" (a scalar): non-negative decimal dimensions, an optional trailing comma.</summary>
@@ -115,6 +168,7 @@ public static partial class Npy
         return string.Create(s.Length, s, (dst, src) => { for (int i = 0; i < src.Length; i++) dst[i] = char.IsControl(src[i]) ? '?' : src[i]; });
     }
 
+    /// <summary>Writes a float32 C-order .npy (format 1.0) atomically; the shape must match the data.</summary>
     public static void Write(string path, ReadOnlySpan<int> shape, ReadOnlySpan<float> data)
     {
         long elements = 1;

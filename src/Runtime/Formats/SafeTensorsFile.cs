@@ -5,11 +5,52 @@ using System.Text.Json;
 
 namespace VitSparse.Runtime.Formats;
 
-public enum DType { F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, Bool, F8E4M3, F8E5M2 }
+/// <summary>Element types of the safetensors format; VitSparse reads F32, F16, BF16 and F64 weights.</summary>
+public enum DType
+{
+    /// <summary>64-bit float.</summary>
+    F64,
+    /// <summary>32-bit float.</summary>
+    F32,
+    /// <summary>IEEE half.</summary>
+    F16,
+    /// <summary>bfloat16.</summary>
+    BF16,
+    /// <summary>64-bit integer.</summary>
+    I64,
+    /// <summary>32-bit integer.</summary>
+    I32,
+    /// <summary>16-bit integer.</summary>
+    I16,
+    /// <summary>8-bit integer.</summary>
+    I8,
+    /// <summary>64-bit unsigned.</summary>
+    U64,
+    /// <summary>32-bit unsigned.</summary>
+    U32,
+    /// <summary>16-bit unsigned.</summary>
+    U16,
+    /// <summary>8-bit unsigned.</summary>
+    U8,
+    /// <summary>Boolean byte.</summary>
+    Bool,
+    /// <summary>8-bit float, 4-bit exponent.</summary>
+    F8E4M3,
+    /// <summary>8-bit float, 5-bit exponent.</summary>
+    F8E5M2,
+}
 
+/// <summary>One tensor of a safetensors header.</summary>
+/// <param name="Name">Tensor name.</param>
+/// <param name="DType">Element type.</param>
+/// <param name="Shape">Dimensions.</param>
+/// <param name="Begin">First byte in the data buffer.</param>
+/// <param name="End">One past the last byte in the data buffer.</param>
 public sealed record TensorInfo(string Name, DType DType, long[] Shape, long Begin, long End)
 {
+    /// <summary>Number of elements: the product of the shape.</summary>
     public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
+    /// <summary>The shape as "[a,b]" for messages.</summary>
     public string ShapeText => "[" + string.Join(",", Shape) + "]";
 }
 
@@ -28,10 +69,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     readonly Dictionary<string, TensorInfo> _tensors = new(StringComparer.Ordinal);
     bool _disposed;
 
+    /// <summary>The file as given.</summary>
     public string Path { get; }
+    /// <summary>The header's __metadata__ strings (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
+    /// <summary>Every tensor of the header.</summary>
     public IReadOnlyCollection<TensorInfo> Tensors => _tensors.Values;
 
+    /// <summary>Maps the file and checks its whole structure; any problem is a <see cref="FileFormatException"/> naming the file.</summary>
     public SafeTensorsFile(string path)
     {
         Path = path;
@@ -166,6 +211,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long x) && x >= 0
             ? x : throw new FileFormatException(Path, $"tensor '{name}': data_offsets must be non-negative integers");
 
+    /// <summary>Bytes per element of <paramref name="t"/>.</summary>
     public static int SizeOf(DType t) => t switch
     {
         DType.F64 or DType.I64 or DType.U64 => 8,
@@ -174,8 +220,10 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         _ => 1,
     };
 
+    /// <summary>Whether the file holds a tensor called <paramref name="name"/>.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
+    /// <summary>The header entry of <paramref name="name"/>; a missing tensor is a <see cref="ModelException"/>.</summary>
     public TensorInfo Info(string name)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -221,6 +269,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     int ElementCount(TensorInfo t) => t.Elements <= Array.MaxLength ? (int)t.Elements
         : throw new FileFormatException(Path, $"tensor '{t.Name}' {t.ShapeText} has {t.Elements} elements, more than one array can hold ({Array.MaxLength})");
 
+    /// <summary>Unmaps the file; spans from <see cref="GetFloats"/> must not be used after.</summary>
     public void Dispose()
     {
         if (_disposed) return;

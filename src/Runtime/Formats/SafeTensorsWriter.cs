@@ -14,6 +14,7 @@ public sealed record TensorToWrite(string Name, long[] Shape, ReadOnlyMemory<flo
 /// </summary>
 public static class SafeTensorsWriter
 {
+    /// <summary>Writes <paramref name="tensors"/> in order, with <paramref name="metadata"/>, atomically to <paramref name="path"/>.</summary>
     public static void Write(string path, IReadOnlyList<TensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);

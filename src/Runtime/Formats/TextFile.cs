@@ -11,6 +11,7 @@ public static class TextFile
 {
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
+    /// <summary>The text of <paramref name="path"/> (at most <paramref name="maxBytes"/>, UTF-8); <paramref name="what"/> names the kind of file in errors.</summary>
     public static string Read(string path, long maxBytes, string what)
     {
         if (!File.Exists(path)) throw new FileFormatException(path, $"{what} not found");

@@ -154,4 +154,17 @@ public static class ImageFile
     }
 }
 
-public enum PixelOrder { Rgb, Bgr, Rgba, Bgra, Gray }
+/// <summary>Channel order of a pixel buffer given to <see cref="ImageFile.FromPixels"/>.</summary>
+public enum PixelOrder
+{
+    /// <summary>3 bytes: red, green, blue.</summary>
+    Rgb,
+    /// <summary>3 bytes: blue, green, red (OpenCV).</summary>
+    Bgr,
+    /// <summary>4 bytes: red, green, blue, alpha (ignored).</summary>
+    Rgba,
+    /// <summary>4 bytes: blue, green, red, alpha (ignored; many camera APIs).</summary>
+    Bgra,
+    /// <summary>1 byte.</summary>
+    Gray,
+}

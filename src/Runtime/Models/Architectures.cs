@@ -43,8 +43,10 @@ public static class Architectures
         ["deit_t_0.6g"] = "deit_t_snp", ["deit_s_2.0g"] = "deit_s_snp", ["deit_s_1.3g"] = "deit_s_snp_1.3g", ["deit_b_6.4g"] = "deit_b_snp",
     };
 
+    /// <summary>Every known name and alias, sorted.</summary>
     public static IEnumerable<string> Names => Known.Keys.Concat(Aliases.Keys).Order(StringComparer.Ordinal);
 
+    /// <summary>The architecture called <paramref name="name"/> (or an alias), if known.</summary>
     public static bool TryGet(string name, out VitConfig config)
     {
         if (Aliases.TryGetValue(name, out var canonical)) name = canonical;
@@ -53,8 +55,12 @@ public static class Architectures
         return false;
     }
 
-    public static VitConfig Get(string name) => TryGet(name, out var c) ? c
-        : throw new InputException("--arch", $"unknown architecture '{name}'; known: {string.Join(", ", Names)}");
+    /// <summary>
+    /// The architecture called <paramref name="name"/> (or an alias); an unknown name is an <see cref="InputException"/>
+    /// on <paramref name="argument"/> (the option that gave it) with the closest known name suggested.
+    /// </summary>
+    public static VitConfig Get(string name, string argument = "--arch") => TryGet(name, out var c) ? c
+        : throw new InputException(argument, $"unknown architecture '{name}'{Text.DidYouMean.Hint(name, Names)}; known: {string.Join(", ", Names)}");
 
     /// <summary>SNP keeps every head of a block at the same widths (the released ratios are multiples of 1/64 per head).</summary>
     static VitConfig Snp(string name, int embed, int heads, int[] qk, int[] v, int[] ffn) =>

@@ -12,6 +12,7 @@ namespace VitSparse.Runtime.Models;
 /// </summary>
 public static class ClassNames
 {
+    /// <summary>safetensors metadata key of the class names (a JSON list).</summary>
     public const string MetadataKey = "classes";
 
     /// <summary>Where Debian's opencv-doc installs the ILSVRC2012 names, in the order timm's 1000 outputs use.</summary>
@@ -69,9 +70,11 @@ public static class ClassNames
         return (Indices(classes), "class indices");
     }
 
+    /// <summary>The class indices as names: "0", "1", …</summary>
     public static string[] Indices(int classes) =>
         Enumerable.Range(0, classes).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
 
+    /// <summary>The names as the JSON list the metadata holds.</summary>
     public static string ToJson(string[] names) => JsonSerializer.Serialize(names, ClassNamesJson.Default.StringArray);
 }
 

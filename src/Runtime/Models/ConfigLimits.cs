@@ -9,15 +9,25 @@ namespace VitSparse.Runtime.Models;
 /// </summary>
 public static class ConfigLimits
 {
+    /// <summary>Largest image_size.</summary>
     public const int MaxImageSize = 8192;
+    /// <summary>Largest patch_size.</summary>
     public const int MaxPatchSize = 1024;
+    /// <summary>Most input channels.</summary>
     public const int MaxInChannels = 16;
+    /// <summary>Most tokens (patches plus class and distillation tokens).</summary>
     public const int MaxTokens = 16384;
+    /// <summary>Widest residual stream.</summary>
     public const int MaxEmbedDim = 16384;
+    /// <summary>Most blocks.</summary>
     public const int MaxDepth = 1024;
+    /// <summary>Most heads per block.</summary>
     public const int MaxHeads = 1024;
+    /// <summary>Widest Q/K or V head.</summary>
     public const int MaxHeadWidth = 4096;
+    /// <summary>Widest FFN hidden layer.</summary>
     public const int MaxMlpHidden = 131072;
+    /// <summary>Most classes.</summary>
     public const int MaxClasses = 1 << 20;
     /// <summary>Largest weight tensor in floats (8 GiB of F32); its bytes must be in the file anyway.</summary>
     public const long MaxElements = int.MaxValue;
@@ -27,9 +37,13 @@ public static class ConfigLimits
     /// (embed 1, FFN 131071, 16k tokens) would make a session allocate 8 GiB.
     /// </summary>
     public const long MaxActivationElements = 1 << 26;
+    /// <summary>Range of crop_pct.</summary>
     public const float MinCropPct = 0.05f, MaxCropPct = 1f;
+    /// <summary>Largest ln_eps (it must also be positive).</summary>
     public const float MaxLayerNormEps = 1f;
+    /// <summary>Largest attention scale (it must also be positive).</summary>
     public const float MaxAttnScale = 1000f;
+    /// <summary>Range of std, and largest |mean|.</summary>
     public const float MinStd = 1e-6f, MaxStd = 1e6f, MaxAbsMean = 1e6f;
 
     /// <summary>Σ widths of a block's heads, refused (not wrapped) when it does not fit an int.</summary>
@@ -40,6 +54,7 @@ public static class ConfigLimits
         return ToInt(s, $"Σ{field}");
     }
 
+    /// <summary>A checked 64-bit size as int; past int range it is a <see cref="ModelException"/> naming <paramref name="what"/>.</summary>
     public static int ToInt(long value, string what) =>
         value is >= int.MinValue and <= int.MaxValue ? (int)value : throw new ModelException($"config: {what} = {value} does not fit a 32-bit size");
 

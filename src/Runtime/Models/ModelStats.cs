@@ -10,6 +10,7 @@ public sealed record LayerStat(string Name, string Shape, long Macs, long Params
 /// </summary>
 public static class ModelStats
 {
+    /// <summary>Parameters and MACs per image of every layer, as timm counts them.</summary>
     public static IReadOnlyList<LayerStat> Layers(VitConfig c)
     {
         long e = c.EmbedDim, n = c.Tokens;
@@ -39,6 +40,8 @@ public static class ModelStats
 
     static string Widths(int[] w) => w.Distinct().Count() == 1 ? $"{w.Length}×{w[0]}" : string.Join(",", w);
 
+    /// <summary>MACs per image of the whole model.</summary>
     public static long Macs(VitConfig c) => Layers(c).Sum(l => l.Macs);
+    /// <summary>Parameters of the whole model.</summary>
     public static long Params(VitConfig c) => Layers(c).Sum(l => l.Params);
 }

@@ -7,16 +7,24 @@ public interface ITensorSource
 {
     /// <summary>Names the source in error messages (a file path, or "seeded weights").</summary>
     string Description { get; }
+    /// <summary>Whether a tensor called <paramref name="name"/> exists.</summary>
     bool Contains(string name);
+    /// <summary>The shape of tensor <paramref name="name"/>.</summary>
     long[] Shape(string name);
+    /// <summary>The values of tensor <paramref name="name"/> as float32, row-major.</summary>
     ReadOnlySpan<float> Floats(string name);
 }
 
+/// <summary>The tensors of an open safetensors file (F32 read in place, F16/BF16 converted).</summary>
 public sealed class SafeTensorsSource(SafeTensorsFile file) : ITensorSource
 {
+    /// <inheritdoc/>
     public string Description => file.Path;
+    /// <inheritdoc/>
     public bool Contains(string name) => file.Contains(name);
+    /// <inheritdoc/>
     public long[] Shape(string name) => file.Info(name).Shape;
+    /// <inheritdoc/>
     public ReadOnlySpan<float> Floats(string name) => file.GetFloats(name);
 }
 
@@ -30,10 +38,14 @@ public sealed class SeededWeights(VitConfig config, ulong seed = 0) : ITensorSou
 {
     readonly Dictionary<string, long[]> _shapes = VitLayout.ExpectedShapes(config);
 
+    /// <inheritdoc/>
     public string Description => $"seeded weights (seed {seed})";
+    /// <inheritdoc/>
     public bool Contains(string name) => _shapes.ContainsKey(name);
+    /// <inheritdoc/>
     public long[] Shape(string name) => _shapes[name];
 
+    /// <inheritdoc/>
     public ReadOnlySpan<float> Floats(string name)
     {
         var shape = _shapes[name];
@@ -43,6 +55,7 @@ public sealed class SeededWeights(VitConfig config, ulong seed = 0) : ITensorSou
         return data;
     }
 
+    /// <summary>Fills <paramref name="dst"/> with the seeded values of tensor <paramref name="name"/>.</summary>
     public static void Fill(string name, long[] shape, ulong seed, Span<float> dst)
     {
         (float scale, float offset) = Range(name, shape);

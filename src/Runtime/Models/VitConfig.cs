@@ -9,14 +9,19 @@ namespace VitSparse.Runtime.Models;
 /// </summary>
 public sealed record BlockConfig(int[] QkWidths, int[] VWidths, int MlpHidden, float AttnScale)
 {
+    /// <summary>Number of heads.</summary>
     public int Heads => QkWidths.Length;
+    /// <summary>Q (or K) width summed over heads.</summary>
     public int QkTotal => ConfigLimits.Sum(QkWidths, "qk");
+    /// <summary>V width summed over heads.</summary>
     public int VTotal => ConfigLimits.Sum(VWidths, "v");
+    /// <summary>Rows of the fused qkv weight: Q, K and V of every head.</summary>
     public int QkvRows => ConfigLimits.ToInt(2L * QkTotal + VTotal, "2·Σqk + Σv");
 
     /// <summary>Column of head h's first Q feature in the fused QKV row (its K feature is QkTotal further on).</summary>
     public int QkOffset(int head) => ConfigLimits.Sum(QkWidths.AsSpan(0, head), "qk");
 
+    /// <summary>A dense block: every head <paramref name="headDim"/> wide, scale headDim^-0.5.</summary>
     public static BlockConfig Uniform(int heads, int headDim, int mlpHidden) =>
         new(Enumerable.Repeat(headDim, heads).ToArray(), Enumerable.Repeat(headDim, heads).ToArray(), mlpHidden, 1f / MathF.Sqrt(headDim));
 }
@@ -39,18 +44,29 @@ public sealed record VitConfig(
     float[] Std,
     float CropPct)
 {
+    /// <summary>safetensors metadata key of the config JSON.</summary>
     public const string MetadataKey = "vitsparse.config";
+    /// <summary>ImageNet mean per channel (timm's default).</summary>
     public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
+    /// <summary>ImageNet std per channel (timm's default).</summary>
     public static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
 
+    /// <summary>Patches per side.</summary>
     public int Grid => ImageSize / PatchSize;
+    /// <summary>Patch tokens.</summary>
     public int PatchTokens => Grid * Grid;
+    /// <summary>Class token, plus the distillation token when distilled.</summary>
     public int PrefixTokens => Distilled ? 2 : 1;
+    /// <summary>All tokens.</summary>
     public int Tokens => PatchTokens + PrefixTokens;
+    /// <summary>Number of blocks.</summary>
     public int Depth => Blocks.Count;
+    /// <summary>Values per patch: channels × patch².</summary>
     public int PatchDim => InChannels * PatchSize * PatchSize;
+    /// <summary>Floats per preprocessed image: channels × size².</summary>
     public int ImageElements => InChannels * ImageSize * ImageSize;
 
+    /// <summary>A dense DeiT: every block with <paramref name="heads"/> heads of width embed/heads.</summary>
     public static VitConfig Uniform(string name, int embed, int depth, int heads, int classes = 1000, bool distilled = false,
         int imageSize = 224, int patchSize = 16, int inChannels = 3, int mlpRatio = 4) =>
         new(name, imageSize, patchSize, inChannels, embed, classes, distilled, 1e-6f,
@@ -65,6 +81,7 @@ public sealed record VitConfig(
     /// </summary>
     public VitConfig Validate() => ConfigLimits.Validate(this);
 
+    /// <summary>The config as the JSON the metadata holds.</summary>
     public string ToJson()
     {
         using var ms = new MemoryStream();
@@ -105,6 +122,7 @@ public sealed record VitConfig(
         w.WriteEndArray();
     }
 
+    /// <summary>Parses and validates the metadata JSON; every field is range-checked.</summary>
     public static VitConfig FromJson(string json)
     {
         JsonDocument doc;

@@ -6,6 +6,7 @@ namespace VitSparse.Runtime.Models;
 /// </summary>
 public static class VitLayout
 {
+    /// <summary>Every tensor the config needs, by timm name, with its shape.</summary>
     public static Dictionary<string, long[]> ExpectedShapes(VitConfig c)
     {
         long e = c.EmbedDim;

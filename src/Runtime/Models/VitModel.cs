@@ -3,15 +3,27 @@ using VitSparse.Runtime.Formats;
 
 namespace VitSparse.Runtime.Models;
 
-public enum NonFinitePolicy { Refuse, Warn, Allow }
+/// <summary>What to do with NaN/Inf values in weights or inputs.</summary>
+public enum NonFinitePolicy
+{
+    /// <summary>Refuse them with an error naming the tensor or file (the default).</summary>
+    Refuse,
+    /// <summary>Go on, after a warning.</summary>
+    Warn,
+    /// <summary>Go on silently.</summary>
+    Allow,
+}
 
+/// <summary>How a model is loaded.</summary>
 public sealed record LoadOptions
 {
     /// <summary>Architecture name for checkpoints without our metadata (head counts, eps, scale).</summary>
     public string? Arch { get; init; }
+    /// <summary>What to do with NaN/Inf weights (default: refuse).</summary>
     public NonFinitePolicy NonFinite { get; init; } = NonFinitePolicy.Refuse;
     /// <summary>Vector width of the packed weights; default is the machine's best.</summary>
     public SimdWidth Simd { get; init; }
+    /// <summary>Receives warnings (NaN/Inf under <see cref="NonFinitePolicy.Warn"/>).</summary>
     public Action<string>? Warn { get; init; }
 }
 
@@ -30,7 +42,9 @@ internal sealed class VitBlock
 /// </summary>
 public sealed class VitModel
 {
+    /// <summary>The architecture.</summary>
     public VitConfig Config { get; }
+    /// <summary>Where the weights came from (file path or seeded).</summary>
     public string Source { get; }
     internal PackedLinear PatchEmbed { get; }
     internal float[] ClsToken { get; }
@@ -102,6 +116,7 @@ public sealed class VitModel
         return data;
     }
 
+    /// <summary>Loads and packs the tensors of any source for <paramref name="config"/>.</summary>
     public static VitModel FromSource(ITensorSource src, VitConfig config, LoadOptions? options = null) => new(src, config, options ?? new LoadOptions());
 
     /// <summary>
@@ -116,6 +131,7 @@ public sealed class VitModel
         return new VitModel(src, ReadConfig(file, options.Arch), options);
     }
 
+    /// <summary>The config of a file: its VitSparse metadata, else inferred from tensor shapes (<paramref name="arch"/> supplies head counts).</summary>
     public static VitConfig ReadConfig(SafeTensorsFile file, string? arch)
     {
         if (file.Metadata.TryGetValue(VitConfig.MetadataKey, out var json))
@@ -128,21 +144,22 @@ public sealed class VitModel
 
     /// <summary>
     /// Writes the model's config and the given tensors as our compact safetensors, with the class names
-    /// (one per output) when given, so a pruned model still prints them.
+    /// (one per output) when given, so a pruned model still prints them, and any further string metadata.
     /// </summary>
-    public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32, string[]? classNames = null)
+    public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32, string[]? classNames = null,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         if (classNames != null && classNames.Length != config.NumClasses)
             throw new InputException(nameof(classNames), $"{classNames.Length} names for a model with {config.NumClasses} classes");
         var tensors = VitLayout.ExpectedShapes(config.Validate())
             .Select(kv => new TensorToWrite(kv.Key, kv.Value, src.Floats(kv.Key).ToArray(), dtype)).ToList();
-        var metadata = new Dictionary<string, string>
+        var all = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             [VitConfig.MetadataKey] = config.ToJson(),
             ["format"] = "pt",
             ["producer"] = "vitsparse",
         };
-        if (classNames != null) metadata[ClassNames.MetadataKey] = ClassNames.ToJson(classNames);
-        SafeTensorsWriter.Write(path, tensors, metadata);
+        if (classNames != null) all[ClassNames.MetadataKey] = ClassNames.ToJson(classNames);
+        SafeTensorsWriter.Write(path, tensors, all);
     }
 }

@@ -8,12 +8,14 @@ public sealed class MarkdownTable(params string[] headers)
     readonly List<string[]> _rows = [];
     readonly bool[] _right = new bool[headers.Length];
 
+    /// <summary>Right-aligns the given columns (numbers).</summary>
     public MarkdownTable RightAlign(params int[] columns)
     {
         foreach (int c in columns) _right[c] = true;
         return this;
     }
 
+    /// <summary>Adds a row, one cell per column.</summary>
     public MarkdownTable Add(params object[] cells)
     {
         if (cells.Length != headers.Length) throw new ArgumentException($"row has {cells.Length} cells, table has {headers.Length} columns");
@@ -21,6 +23,7 @@ public sealed class MarkdownTable(params string[] headers)
         return this;
     }
 
+    /// <summary>The table as markdown, columns padded to equal width.</summary>
     public override string ToString()
     {
         var widths = headers.Select((h, i) => Math.Max(3, _rows.Select(r => r[i].Length).Append(h.Length).Max())).ToArray();

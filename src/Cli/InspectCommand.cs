@@ -1,0 +1,61 @@
+using System.CommandLine;
+using System.Globalization;
+using VitSparse.Kernels;
+using VitSparse.Runtime.Formats;
+using VitSparse.Runtime.Models;
+using VitSparse.Runtime.Text;
+
+namespace VitSparse.Cli;
+
+/// <summary>`vitsparse inspect`: architecture, per-head widths, parameters and MACs of a model file or seeded:ARCH.</summary>
+static class InspectCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var file = new Argument<string>("weights") { Description = "model .safetensors, or seeded:ARCH" };
+        var cmd = new Command("inspect", "print the architecture, per-block widths, parameters and MACs") { file, CliApp.ArchOption };
+        cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
+        {
+            string? arch = pr.GetValue(CliApp.ArchOption);
+            if (arch != null) Architectures.Get(arch, "--arch");
+            var w = Weights.Check(pr.GetValue(file)!, arch, "weights");
+            if (w.Seeded != null)
+            {
+                stdout.Write(Describe(w.Seeded, $"{w.Spec}, synthetic weights"));
+                return 0;
+            }
+            using var st = new SafeTensorsFile(w.Spec);
+            bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
+            if (fromMetadata && arch != null) stderr.WriteLine($"warning: --arch {arch} ignored: {w.Spec} carries its own architecture (VitSparse metadata)");
+            var c = VitModel.ReadConfig(st, arch);
+            string origin = fromMetadata ? "VitSparse metadata" : "inferred from tensor shapes";
+            if (Synthetic.Origin(st) is { } synthetic) origin += $", synthetic weights from {synthetic}";
+            stdout.Write(Describe(c, origin));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    internal static string Describe(VitConfig c, string origin)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sw = new StringWriter(inv);
+        sw.WriteLine($"model {c.Name} ({origin}): image {c.ImageSize}, patch {c.PatchSize}, tokens {c.Tokens}, embed {c.EmbedDim}, classes {c.NumClasses}, depth {c.Depth}{(c.Distilled ? ", distilled" : "")}, kernels {Isa.Describe()}");
+        sw.WriteLine();
+        var blocks = new MarkdownTable("block", "heads", "Q/K per head", "V per head", "Q/K total", "V total", "FFN", "scale").RightAlign(0, 1, 4, 5, 6, 7);
+        for (int i = 0; i < c.Depth; i++)
+        {
+            var b = c.Blocks[i];
+            blocks.Add(i, b.Heads, string.Join(",", b.QkWidths), string.Join(",", b.VWidths), b.QkTotal, b.VTotal, b.MlpHidden, b.AttnScale.ToString("0.######", inv));
+        }
+        sw.Write(blocks);
+        sw.WriteLine();
+        var layers = new MarkdownTable("layer", "shape", "params", "MMAC").RightAlign(2, 3);
+        foreach (var l in ModelStats.Layers(c))
+            layers.Add(l.Name, l.Shape, l.Params.ToString("N0", inv), (l.Macs / 1e6).ToString("0.000", inv));
+        sw.Write(layers);
+        sw.WriteLine();
+        sw.WriteLine($"total: {ModelStats.Params(c).ToString("N0", inv)} params, {(ModelStats.Macs(c) / 1e9).ToString("0.000", inv)} GMAC per image");
+        return sw.ToString();
+    }
+}
