@@ -30,6 +30,7 @@ public static class EnergyModel
     public static readonly DeviceClass Ops45nm = new("45nm-ops", 2.3, 1.25, 160,
         "Horowitz, ISSCC 2014 (45 nm), via Han et al., NeurIPS 2015, Table 1: fp32 mult 3.7 pJ + add 0.9 pJ, SRAM 5 pJ / 32 bit, DRAM 640 pJ / 32 bit");
 
+    /// <summary>Every device class with constants from a citable source.</summary>
     public static readonly IReadOnlyList<DeviceClass> Classes = [Ops45nm];
 
     /// <summary>Bytes of fp32 activations one image moves through the matmuls and the softmax.</summary>
@@ -51,6 +52,7 @@ public static class EnergyModel
         return 4 * elements;
     }
 
+    /// <summary>Modelled (not measured) energy of one inference of <paramref name="batch"/> images: FLOPs and bytes moved times the class's constants.</summary>
     public static ModelledEnergy Estimate(VitConfig c, int batch, DeviceClass d)
     {
         double flops = 2.0 * ModelStats.Macs(c);

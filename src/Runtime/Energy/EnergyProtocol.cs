@@ -23,6 +23,7 @@ public sealed record EnergyMeasurement(string Meter, string Source, IReadOnlyLis
 /// </summary>
 public static class EnergyProtocol
 {
+    /// <summary>Idle power first, then <paramref name="rounds"/> alternating rounds of at least <paramref name="window"/> per workload; J/inference net of idle, with min/median/max.</summary>
     public static EnergyMeasurement Measure(IEnergyMeter meter, IReadOnlyList<EnergyWorkload> workloads, int rounds, TimeSpan window, Action<string>? log = null)
     {
         if (rounds < 1) throw new InputException("--energy-rounds", $"must be at least 1, got {rounds}");

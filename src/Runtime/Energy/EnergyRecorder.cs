@@ -6,6 +6,7 @@ namespace VitSparse.Runtime.Energy;
 /// <summary>Energy over one window: joules per channel, their total (channels marked InTotal) and the duration.</summary>
 public sealed record EnergyWindow(double Seconds, double[] Joules, double TotalJoules, int Samples)
 {
+    /// <summary>Mean power over the window, in watts.</summary>
     public double AverageWatts => TotalJoules / Seconds;
 }
 
@@ -25,6 +26,7 @@ public sealed class EnergyRecorder : IDisposable
     ManualResetEventSlim? _stop;
     ExceptionDispatchInfo? _failure;
 
+    /// <summary>A recorder for <paramref name="meter"/>; power meters are sampled at the sensor's update rate, 20 ms at the fastest.</summary>
     public EnergyRecorder(IEnergyMeter meter)
     {
         _meter = meter;
@@ -33,11 +35,13 @@ public sealed class EnergyRecorder : IDisposable
         SamplePeriod = meter.UpdateInterval > TimeSpan.FromMilliseconds(20) ? meter.UpdateInterval : TimeSpan.FromMilliseconds(20);
     }
 
+    /// <summary>How often a power meter is sampled while a window runs.</summary>
     public TimeSpan SamplePeriod { get; }
 
     /// <summary>A window spans at least 2 s and 40 sensor updates, so the update steps at its ends stay under 2.5 %.</summary>
     public static TimeSpan MinimumWindow(IEnergyMeter m) => TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(2).Ticks, 40 * m.UpdateInterval.Ticks));
 
+    /// <summary>Starts a window: reads the counters (or starts sampling a power meter).</summary>
     public void Start()
     {
         if (_sampler != null) throw new InvalidOperationException("the recorder is already running");
@@ -53,6 +57,7 @@ public sealed class EnergyRecorder : IDisposable
         _sampler.Start();
     }
 
+    /// <summary>Ends the window and returns its energy; a sensor error during it is rethrown here.</summary>
     public EnergyWindow Stop()
     {
         if (_meter.Kind == MeterKind.Counter)
@@ -98,6 +103,7 @@ public sealed class EnergyRecorder : IDisposable
         _samples++;
     }
 
+    /// <summary>Stops the sampler thread, if any.</summary>
     public void Dispose()
     {
         _stop?.Set();

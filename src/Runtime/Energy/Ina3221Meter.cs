@@ -22,10 +22,15 @@ public sealed class Ina3221Meter : IEnergyMeter
         Channels = rails.Select(r => new MeterChannel(r.Name, !hasInput || IsModuleInput(r.Name))).ToList();
     }
 
+    /// <inheritdoc />
     public string Name => "ina3221";
+    /// <inheritdoc />
     public string Source { get; }
+    /// <inheritdoc />
     public MeterKind Kind => MeterKind.Power;
+    /// <inheritdoc />
     public IReadOnlyList<MeterChannel> Channels { get; }
+    /// <inheritdoc />
     public TimeSpan UpdateInterval { get; }
     /// <summary>The drivers report whole milliwatts (IIO) or mV × mA.</summary>
     public double Resolution => 1e-3;
@@ -33,6 +38,7 @@ public sealed class Ina3221Meter : IEnergyMeter
     /// <summary>The rail that feeds the whole module: Nano's POM_5V_IN, Orin Nano/NX's and TX2's VDD_IN.</summary>
     static bool IsModuleInput(string rail) => rail is "POM_5V_IN" or "VDD_IN";
 
+    /// <summary>Finds INA3221 rails (JetPack 4 IIO or JetPack 5/6 hwmon layout) under the root; unavailable with the reason otherwise.</summary>
     public static MeterProbe Probe(Sysfs fs)
     {
         string iioPattern = "sys/bus/i2c/drivers/ina3221x/*/iio:device*";
@@ -108,6 +114,7 @@ public sealed class Ina3221Meter : IEnergyMeter
         }
     }
 
+    /// <inheritdoc />
     public void Read(Span<double> values)
     {
         try { ReadRails(values); }
@@ -117,5 +124,6 @@ public sealed class Ina3221Meter : IEnergyMeter
         }
     }
 
+    /// <inheritdoc />
     public void Dispose() { }
 }

@@ -18,14 +18,20 @@ public sealed class NvmlMeter : IEnergyMeter
         Channels = names.Select((n, i) => new MeterChannel($"gpu{i} {n}", true)).ToList();
     }
 
+    /// <inheritdoc />
     public string Name => "nvml";
+    /// <inheritdoc />
     public string Source => NvmlNative.Library;
+    /// <inheritdoc />
     public MeterKind Kind { get; }
+    /// <inheritdoc />
     public IReadOnlyList<MeterChannel> Channels { get; }
     /// <summary>The slowest documented refresh: energy counters every 20–100 ms; Ampere's power is a 1 s average.</summary>
     public TimeSpan UpdateInterval => TimeSpan.FromMilliseconds(100);
+    /// <inheritdoc />
     public double Resolution => 1e-3;
 
+    /// <summary>Opens NVML and every GPU it lists; unavailable with the reason when the library or a device is missing.</summary>
     public static MeterProbe Probe()
     {
         if (NvmlNative.Unloadable() is { } why) return MeterProbe.Missing("nvml", "energy counter", NvmlNative.Library, why);
@@ -71,6 +77,7 @@ public sealed class NvmlMeter : IEnergyMeter
         if (result != NvmlNative.Success) throw new SensorException($"{NvmlNative.Library} {call}", NvmlNative.Describe(result), SensorFault.Failed);
     }
 
+    /// <inheritdoc />
     public void Read(Span<double> values)
     {
         ObjectDisposedException.ThrowIf(_session.IsClosed, this);
@@ -92,5 +99,6 @@ public sealed class NvmlMeter : IEnergyMeter
         }
     }
 
+    /// <inheritdoc />
     public void Dispose() => _session.Dispose();
 }

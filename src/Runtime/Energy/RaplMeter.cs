@@ -26,9 +26,13 @@ public sealed class RaplMeter : IEnergyMeter
         Channels = zones.Select(z => new MeterChannel(z.Channel, IsSummed(z.Channel))).ToList();
     }
 
+    /// <inheritdoc />
     public string Name => "rapl";
+    /// <inheritdoc />
     public string Source { get; }
+    /// <inheritdoc />
     public MeterKind Kind => MeterKind.Counter;
+    /// <inheritdoc />
     public IReadOnlyList<MeterChannel> Channels { get; }
     /// <summary>RAPL MSRs update about every millisecond.</summary>
     public TimeSpan UpdateInterval => TimeSpan.FromMilliseconds(1);
@@ -40,6 +44,7 @@ public sealed class RaplMeter : IEnergyMeter
         "`sudo chmod 0444 /sys/class/powercap/intel-rapl:*/energy_uj /sys/class/powercap/intel-rapl:*:*/energy_uj` " +
         "(a udev rule or /etc/sysfs.conf `mode class/powercap/intel-rapl:0/energy_uj = 0444` makes it stick)";
 
+    /// <summary>Finds the powercap RAPL zones under the root; unavailable with the reason (absent, or root-only) otherwise.</summary>
     public static MeterProbe Probe(Sysfs fs)
     {
         var dirs = fs.Glob("sys/class/powercap/intel-rapl:*").ToList();
@@ -89,6 +94,7 @@ public sealed class RaplMeter : IEnergyMeter
         return leaf.StartsWith("package", StringComparison.Ordinal) || leaf == "dram";
     }
 
+    /// <inheritdoc />
     public void Read(Span<double> values)
     {
         for (int i = 0; i < _zones.Length; i++)
@@ -113,5 +119,6 @@ public sealed class RaplMeter : IEnergyMeter
         }
     }
 
+    /// <inheritdoc />
     public void Dispose() { }
 }

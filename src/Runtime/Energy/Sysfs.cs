@@ -9,6 +9,7 @@ namespace VitSparse.Runtime.Energy;
 /// </summary>
 public class Sysfs(string root)
 {
+    /// <summary>The directory that stands for / (absolute).</summary>
     public string Root { get; } = Path.GetFullPath(root);
 
     /// <summary>The file under the root for an absolute path such as "sys/class/powercap".</summary>
@@ -17,6 +18,7 @@ public class Sysfs(string root)
     /// <summary>Reads a whole file; overridable so tests can deny a read even when they run as root.</summary>
     protected virtual string ReadAllText(string path) => File.ReadAllText(path);
 
+    /// <summary>A whole file, trimmed; missing, forbidden or unreadable files are <see cref="SensorException"/>s naming it.</summary>
     public string ReadText(string path)
     {
         try { return ReadAllText(path).Trim(); }
@@ -37,6 +39,7 @@ public class Sysfs(string root)
         return v;
     }
 
+    /// <summary>Whether the file exists.</summary>
     public bool Exists(string path) => File.Exists(path);
 
     /// <summary>

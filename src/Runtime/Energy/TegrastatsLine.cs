@@ -20,6 +20,8 @@ public static partial class TegrastatsLine
     [GeneratedRegex(@"\G ?(\d{1,9})(mW)?/(\d{1,9})(mW)?(?=\s|$)")]
     private static partial Regex RailValue();
 
+    /// <summary>The rails of one tegrastats line, Nano (<c>POM_5V_IN 2123/2123</c>) or Orin (<c>VDD_IN 4376mW/4376mW</c>) form.</summary>
+    /// <param name="line">one line of tegrastats output.</param>
     /// <param name="where">names the line in errors, e.g. "tegrastats.log:12" or "tegrastats output line 3".</param>
     public static IReadOnlyList<TegrastatsRail> Parse(string line, string where)
     {

@@ -26,11 +26,17 @@ public sealed class TegrastatsMeter : IEnergyMeter
         _reader.Start();
     }
 
+    /// <inheritdoc />
     public string Name => "tegrastats";
+    /// <inheritdoc />
     public string Source { get; }
+    /// <inheritdoc />
     public MeterKind Kind => MeterKind.Power;
+    /// <inheritdoc />
     public IReadOnlyList<MeterChannel> Channels { get; private set; } = [];
+    /// <inheritdoc />
     public TimeSpan UpdateInterval => TimeSpan.FromMilliseconds(IntervalMs);
+    /// <inheritdoc />
     public double Resolution => 1e-3;
 
     /// <summary>Starts tegrastats from PATH (or /usr/bin), waits for its first line and takes its rails as the channels.</summary>
@@ -96,6 +102,7 @@ public sealed class TegrastatsMeter : IEnergyMeter
 
     void Fail(SensorException e) { lock (_gate) _failure ??= e; }
 
+    /// <inheritdoc />
     public void Read(Span<double> values)
     {
         lock (_gate)
@@ -112,6 +119,7 @@ public sealed class TegrastatsMeter : IEnergyMeter
         }
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         try { if (!_process.HasExited) _process.Kill(); }
