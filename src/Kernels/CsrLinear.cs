@@ -1,0 +1,192 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace VitSparse.Kernels;
+
+/// <summary>
+/// A linear layer with an unstructured sparse weight: per output row, its non-zeros (values and 16-bit
+/// column indices), compressed by row (CSR). Runs feature-major like XNNPACK's f32-spmm: each non-zero is
+/// one broadcast times up to 4 vectors of tokens of Xᵀ's row, so a weight costs 1 scalar load and 4 vector
+/// loads for 4 FMAs. Two interleaved accumulator sets (even and odd non-zeros) give 8 independent FMA
+/// chains. Column indices are 16-bit because the index stream is the only per-non-zero traffic besides the
+/// value: 6 bytes per weight instead of 8, and every ViT width fits (K ≤ 65536; wider layers stay dense).
+/// </summary>
+public sealed class CsrLinear : ILinear
+{
+    public int N { get; }
+    public int K { get; }
+    public SimdWidth Width { get; }
+    public int NonZeros => _values.Length;
+    public double Density => NonZeros / ((double)N * K);
+    public long MacsPerRow => NonZeros;
+
+    /// <summary>Largest K a 16-bit column index addresses.</summary>
+    public const int MaxK = ushort.MaxValue + 1;
+    const int R = FeatureMajor.Rows;
+    const int ChunkVectors = 4;
+    readonly int[] _rowPtr;     // [N + 1]
+    readonly ushort[] _cols;    // [nnz], sorted and unique within a row
+    readonly float[] _values;   // [nnz]
+    readonly float[] _bias;     // [N]
+
+    CsrLinear(int n, int k, SimdWidth width, int[] rowPtr, ushort[] cols, float[] values, float[] bias)
+    {
+        N = n; K = k; Width = width; _rowPtr = rowPtr; _cols = cols; _values = values; _bias = bias;
+    }
+
+    /// <summary>From CSR arrays: values [nnz], colIndices [nnz] sorted and unique per row, rowPtr [n + 1]; all checked here.</summary>
+    public static CsrLinear FromCsr(ReadOnlySpan<float> values, ReadOnlySpan<int> colIndices, ReadOnlySpan<int> rowPtr, int n, int k, ReadOnlySpan<float> bias, SimdWidth width = 0)
+    {
+        if (n <= 0) throw new ArgumentOutOfRangeException(nameof(n), n, "output width must be positive");
+        if (k <= 0 || k > MaxK) throw new ArgumentOutOfRangeException(nameof(k), k, $"input width must be in [1, {MaxK}] for 16-bit column indices");
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} elements, expected {n}", nameof(bias));
+        if (rowPtr.Length != (long)n + 1) throw new ArgumentException($"row pointers have {rowPtr.Length} entries, expected {(long)n + 1}", nameof(rowPtr));
+        if (rowPtr[0] != 0) throw new ArgumentException($"row pointers start at {rowPtr[0]}, not 0", nameof(rowPtr));
+        for (int i = 0; i < n; i++)
+            if (rowPtr[i + 1] < rowPtr[i]) throw new ArgumentException($"row pointers decrease at row {i} ({rowPtr[i]} → {rowPtr[i + 1]})", nameof(rowPtr));
+        int nnz = colIndices.Length;
+        if (rowPtr[n] != nnz) throw new ArgumentException($"row pointers end at {rowPtr[n]}, but there are {nnz} column indices", nameof(rowPtr));
+        if (values.Length != nnz) throw new ArgumentException($"values hold {values.Length} floats, expected one per column index ({nnz})", nameof(values));
+        var cols = new ushort[nnz];
+        for (int i = 0; i < n; i++)
+            for (int p = rowPtr[i]; p < rowPtr[i + 1]; p++)
+            {
+                int c = colIndices[p];
+                if (c < 0 || c >= k) throw new ArgumentException($"column index {c} (non-zero {p}, row {i}) is outside [0, {k})", nameof(colIndices));
+                if (p > rowPtr[i] && c <= colIndices[p - 1])
+                    throw new ArgumentException($"column indices of row {i} are {(c == colIndices[p - 1] ? "duplicated" : "unsorted")} at non-zero {p} ({colIndices[p - 1]} then {c})", nameof(colIndices));
+                cols[p] = (ushort)c;
+            }
+        if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
+        var b = new float[n];
+        bias.CopyTo(b);
+        return new CsrLinear(n, k, width, rowPtr.ToArray(), cols, values.ToArray(), b);
+    }
+
+    /// <summary>Keeps the non-zeros of a dense W[n,k] (−0 counts as zero).</summary>
+    public static CsrLinear FromDense(ReadOnlySpan<float> weight, int n, int k, ReadOnlySpan<float> bias, SimdWidth width = 0)
+    {
+        var (values, cols, rowPtr) = ToCsr(weight, n, k);
+        return FromCsr(values, cols, rowPtr, n, k, bias, width);
+    }
+
+    /// <summary>Dense W[n,k] → CSR arrays.</summary>
+    public static (float[] Values, int[] ColIndices, int[] RowPtr) ToCsr(ReadOnlySpan<float> weight, int n, int k)
+    {
+        if (weight.Length != (long)n * k) throw new ArgumentException($"weight has {weight.Length} elements, expected {n}×{k}", nameof(weight));
+        int nnz = 0;
+        foreach (float v in weight) if (v != 0f) nnz++;
+        var values = new float[nnz];
+        var cols = new int[nnz];
+        var rowPtr = new int[n + 1];
+        int p = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var row = weight.Slice(i * k, k);
+            for (int j = 0; j < k; j++)
+                if (row[j] != 0f) { values[p] = row[j]; cols[p] = j; p++; }
+            rowPtr[i + 1] = p;
+        }
+        return (values, cols, rowPtr);
+    }
+
+    public void Forward(ReadOnlySpan<float> x, int m, int ldx, Span<float> y, int ldy, Epilogue epilogue, ThreadTeam team)
+    {
+        if (m <= 0) return;
+        FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
+        int mPad = FeatureMajor.PaddedTokens(m);
+        var xt = team.Shared(FeatureMajor.TransposedLength(K, mPad));
+        int chunkTokens = ChunkVectors * Isa.LanesOf(Width), chunks = (m + chunkTokens - 1) / chunkTokens;
+        unsafe
+        {
+            fixed (float* px = x)
+            fixed (float* py = y)
+            fixed (float* pxt = xt)
+            fixed (float* values = _values)
+            fixed (ushort* cols = _cols)
+            fixed (float* bias = _bias)
+            fixed (int* rowPtr = _rowPtr)
+            {
+                FeatureMajor.Transpose(px, m, ldx, K, pxt, K, mPad, team);
+                int rowGroups = (N + R - 1) / R;
+                team.For(rowGroups * chunks, new Body(this, pxt, mPad, m, py, ldy, epilogue, chunks, chunkTokens, values, cols, bias, rowPtr, team));
+            }
+        }
+    }
+
+    /// <summary>One work item = 8 output rows × one chunk of tokens, row-group-major.</summary>
+    unsafe readonly struct Body(CsrLinear w, float* xt, int mPad, int m, float* y, int ldy, Epilogue ep, int chunks, int chunkTokens,
+        float* values, ushort* cols, float* bias, int* rowPtr, ThreadTeam team) : IRangeBody
+    {
+        public void Run(int start, int end, int worker)
+        {
+            switch (w.Width)
+            {
+                case SimdWidth.V512: Loop<V512, Vector512<float>>(start, end, worker); break;
+                case SimdWidth.V256: Loop<V256, Vector256<float>>(start, end, worker); break;
+                default: Loop<V128, Vector128<float>>(start, end, worker); break;
+            }
+        }
+
+        void Loop<TOps, TV>(int start, int end, int worker) where TOps : struct, IVec<TV> where TV : struct
+        {
+            int vc = TOps.Count;
+            fixed (float* tile = team.Scratch(worker, R * chunkTokens))
+            {
+                for (int item = start; item < end; item++)
+                {
+                    int n0 = item / chunks * R, c = item % chunks, rows = Math.Min(R, w.N - n0);
+                    int m0 = c * chunkTokens, tokens = Math.Min(chunkTokens, m - m0), vecs = (tokens + vc - 1) / vc;
+                    for (int r = 0; r < rows; r++)
+                    {
+                        int p0 = rowPtr[n0 + r], p1 = rowPtr[n0 + r + 1];
+                        float b = bias[n0 + r];
+                        ref float tileRow = ref *(tile + r * chunkTokens);
+                        float* xChunk = xt + m0;
+                        switch (vecs)
+                        {
+                            case 4: Row<TOps, TV, R4>(p0, p1, xChunk, b, ref tileRow); break;
+                            case 3: Row<TOps, TV, R3>(p0, p1, xChunk, b, ref tileRow); break;
+                            case 2: Row<TOps, TV, R2>(p0, p1, xChunk, b, ref tileRow); break;
+                            default: Row<TOps, TV, R1>(p0, p1, xChunk, b, ref tileRow); break;
+                        }
+                    }
+                    FeatureMajor.WriteOut(tile, chunkTokens, rows, tokens, y + (long)m0 * ldy + n0, ldy, ep);
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Row<TOps, TV, TC>(int p0, int p1, float* xChunk, float bias, ref float tileRow) where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows
+        {
+            int vc = TOps.Count;
+            long ld = mPad;
+            TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
+            TV b0 = TOps.Zero, b1 = TOps.Zero, b2 = TOps.Zero, b3 = TOps.Zero;
+            int p = p0;
+            for (; p + 1 < p1; p += 2)
+            {
+                float* xa = xChunk + cols[p] * ld, xb = xChunk + cols[p + 1] * ld;
+                TV s = TOps.Broadcast(values[p]), u = TOps.Broadcast(values[p + 1]);
+                a0 = TOps.Fma(s, TOps.Load(ref *xa), a0);
+                b0 = TOps.Fma(u, TOps.Load(ref *xb), b0);
+                if (TC.Value > 1) { a1 = TOps.Fma(s, TOps.Load(ref *(xa + vc)), a1); b1 = TOps.Fma(u, TOps.Load(ref *(xb + vc)), b1); }
+                if (TC.Value > 2) { a2 = TOps.Fma(s, TOps.Load(ref *(xa + 2 * vc)), a2); b2 = TOps.Fma(u, TOps.Load(ref *(xb + 2 * vc)), b2); }
+                if (TC.Value > 3) { a3 = TOps.Fma(s, TOps.Load(ref *(xa + 3 * vc)), a3); b3 = TOps.Fma(u, TOps.Load(ref *(xb + 3 * vc)), b3); }
+            }
+            if (p < p1)
+            {
+                float* xa = xChunk + cols[p] * ld;
+                TV s = TOps.Broadcast(values[p]);
+                a0 = TOps.Fma(s, TOps.Load(ref *xa), a0);
+                if (TC.Value > 1) a1 = TOps.Fma(s, TOps.Load(ref *(xa + vc)), a1);
+                if (TC.Value > 2) a2 = TOps.Fma(s, TOps.Load(ref *(xa + 2 * vc)), a2);
+                if (TC.Value > 3) a3 = TOps.Fma(s, TOps.Load(ref *(xa + 3 * vc)), a3);
+            }
+            FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a0, b0), bias, ep, ref tileRow);
+            if (TC.Value > 1) FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a1, b1), bias, ep, ref Unsafe.Add(ref tileRow, vc));
+            if (TC.Value > 2) FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a2, b2), bias, ep, ref Unsafe.Add(ref tileRow, 2 * vc));
+            if (TC.Value > 3) FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a3, b3), bias, ep, ref Unsafe.Add(ref tileRow, 3 * vc));
+        }
+    }
+}
