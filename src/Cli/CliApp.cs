@@ -38,6 +38,21 @@ public static class CliApp
         DefaultValueFactory = _ => "refuse",
     };
 
+    internal static readonly Option<string> SparseOption = new("--sparse")
+    {
+        Description = "kernels for linear layers with zeros: auto (per layer, from the cost model), off or dense, bsr, unstructured",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    internal static SparseMode ParseSparse(string? value) => value switch
+    {
+        null or "auto" => SparseMode.Auto,
+        "off" or "dense" => SparseMode.Off,
+        "bsr" => SparseMode.Bsr,
+        "unstructured" => SparseMode.Unstructured,
+        _ => throw new InputException("--sparse", $"'{value}' is not one of auto, off, dense, bsr, unstructured"),
+    };
+
     internal static readonly Option<int> MaxImageSideOption = new("--max-image-side")
     {
         Description = "refuse JPEG/PNG images wider or taller than this many pixels, before decoding (decompression-bomb guard)",
@@ -95,6 +110,7 @@ public static class CliApp
             var v => throw new InputException("--nonfinite", $"'{v}' is not one of refuse, warn, allow"),
         },
         Warn = stderr.WriteLine,
+        Sparse = ParseSparse(pr.GetValue(SparseOption)),
     };
 
     static Command InferCommand(TextWriter stdout, TextWriter stderr)
@@ -105,7 +121,7 @@ public static class CliApp
         var threads = new Option<int>("--threads") { Description = "intra-op threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cmd = new Command("infer", "run a model on images (top-5 classes) or on a preprocessed batch (logits to .npy)")
         {
-            weights, input, output, ArchOption, threads, NonFiniteOption, ClassesOption, MaxImageSideOption,
+            weights, input, output, ArchOption, threads, NonFiniteOption, ClassesOption, MaxImageSideOption, SparseOption,
         };
         cmd.SetAction(pr => Guard(pr, stderr, () =>
         {
@@ -169,16 +185,47 @@ public static class CliApp
     static Command InspectCommand(TextWriter stdout, TextWriter stderr)
     {
         var file = new Argument<string>("weights") { Description = "model .safetensors" };
-        var cmd = new Command("inspect", "print the architecture, per-block widths, parameters and MACs") { file, ArchOption };
+        var cmd = new Command("inspect", "print the architecture, per-block widths, parameters, MACs and each linear layer's kernel format") { file, ArchOption, SparseOption, NonFiniteOption };
         cmd.SetAction(pr => Guard(pr, stderr, () =>
         {
-            using var st = new SafeTensorsFile(pr.GetValue(file)!);
-            bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
-            var c = VitModel.ReadConfig(st, pr.GetValue(ArchOption));
+            VitConfig c;
+            bool fromMetadata;
+            using (var st = new SafeTensorsFile(pr.GetValue(file)!))
+            {
+                fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
+                c = VitModel.ReadConfig(st, pr.GetValue(ArchOption));
+            }
             stdout.Write(Describe(c, fromMetadata ? "VitSparse metadata" : "inferred from tensor shapes"));
+            var model = VitModel.Load(pr.GetValue(file)!, Options(pr, stderr));
+            stdout.WriteLine();
+            stdout.Write(DescribeFormats(model, pr.GetValue(SparseOption) ?? "auto"));
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Each linear layer's kernel format as loaded: density, non-zero parameters, dense and kernel MACs per image.</summary>
+    internal static string DescribeFormats(VitModel model, string mode)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var c = model.Config;
+        var sw = new StringWriter(inv);
+        sw.WriteLine($"linear layers as loaded (--sparse {mode}; MACs per image):");
+        sw.WriteLine();
+        var t = new MarkdownTable("layer", "N×K", "format", "density", "non-zero params", "dense MMAC", "kernel MMAC").RightAlign(3, 4, 5, 6);
+        long dense = 0, kernel = 0;
+        foreach (var l in model.LinearLayers)
+        {
+            // Rows of X each layer sees per image: patches, all tokens, or the class token(s) for the heads.
+            long rows = l.Layer.StartsWith("patch_embed", StringComparison.Ordinal) ? c.PatchTokens : l.Layer.StartsWith("head", StringComparison.Ordinal) ? 1 : c.Tokens;
+            long d = rows * l.N * l.K, k = rows * l.KernelMacsPerRow;
+            dense += d; kernel += k;
+            t.Add(l.Layer, $"{l.N}×{l.K}", l.Describe(), l.Density.ToString("0.000", inv), l.NonZeros.ToString("N0", inv), (d / 1e6).ToString("0.0", inv), (k / 1e6).ToString("0.0", inv));
+        }
+        sw.Write(t);
+        sw.WriteLine();
+        sw.WriteLine($"linear layers: {(dense / 1e9).ToString("0.000", inv)} GMAC dense, {(kernel / 1e9).ToString("0.000", inv)} GMAC in the chosen kernels ({(dense / (double)Math.Max(1, kernel)).ToString("0.00", inv)}× fewer)");
+        return sw.ToString();
     }
 
     internal static string Describe(VitConfig c, string origin)

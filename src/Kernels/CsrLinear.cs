@@ -37,17 +37,29 @@ public sealed class CsrLinear : ILinear
     /// <summary>From CSR arrays: values [nnz], colIndices [nnz] sorted and unique per row, rowPtr [n + 1]; all checked here.</summary>
     public static CsrLinear FromCsr(ReadOnlySpan<float> values, ReadOnlySpan<int> colIndices, ReadOnlySpan<int> rowPtr, int n, int k, ReadOnlySpan<float> bias, SimdWidth width = 0)
     {
-        if (n <= 0) throw new ArgumentOutOfRangeException(nameof(n), n, "output width must be positive");
-        if (k <= 0 || k > MaxK) throw new ArgumentOutOfRangeException(nameof(k), k, $"input width must be in [1, {MaxK}] for 16-bit column indices");
+        if (k > MaxK) throw new ArgumentOutOfRangeException(nameof(k), k, $"input width must be in [1, {MaxK}] for 16-bit column indices");
+        Validate(values.Length, colIndices, rowPtr, n, k);
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} elements, expected {n}", nameof(bias));
+        var cols = new ushort[colIndices.Length];
+        for (int p = 0; p < cols.Length; p++) cols[p] = (ushort)colIndices[p];
+        if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
+        var b = new float[n];
+        bias.CopyTo(b);
+        return new CsrLinear(n, k, width, rowPtr.ToArray(), cols, values.ToArray(), b);
+    }
+
+    /// <summary>Checks CSR index data against an n×k weight; the exception's ParamName says which array is wrong.</summary>
+    public static void Validate(int valueCount, ReadOnlySpan<int> colIndices, ReadOnlySpan<int> rowPtr, int n, int k)
+    {
+        if (n <= 0) throw new ArgumentOutOfRangeException(nameof(n), n, "output width must be positive");
+        if (k <= 0) throw new ArgumentOutOfRangeException(nameof(k), k, "input width must be positive");
         if (rowPtr.Length != (long)n + 1) throw new ArgumentException($"row pointers have {rowPtr.Length} entries, expected {(long)n + 1}", nameof(rowPtr));
         if (rowPtr[0] != 0) throw new ArgumentException($"row pointers start at {rowPtr[0]}, not 0", nameof(rowPtr));
         for (int i = 0; i < n; i++)
             if (rowPtr[i + 1] < rowPtr[i]) throw new ArgumentException($"row pointers decrease at row {i} ({rowPtr[i]} → {rowPtr[i + 1]})", nameof(rowPtr));
         int nnz = colIndices.Length;
         if (rowPtr[n] != nnz) throw new ArgumentException($"row pointers end at {rowPtr[n]}, but there are {nnz} column indices", nameof(rowPtr));
-        if (values.Length != nnz) throw new ArgumentException($"values hold {values.Length} floats, expected one per column index ({nnz})", nameof(values));
-        var cols = new ushort[nnz];
+        if (valueCount != nnz) throw new ArgumentException($"values hold {valueCount} floats, expected one per column index ({nnz})", "values");
         for (int i = 0; i < n; i++)
             for (int p = rowPtr[i]; p < rowPtr[i + 1]; p++)
             {
@@ -55,12 +67,7 @@ public sealed class CsrLinear : ILinear
                 if (c < 0 || c >= k) throw new ArgumentException($"column index {c} (non-zero {p}, row {i}) is outside [0, {k})", nameof(colIndices));
                 if (p > rowPtr[i] && c <= colIndices[p - 1])
                     throw new ArgumentException($"column indices of row {i} are {(c == colIndices[p - 1] ? "duplicated" : "unsorted")} at non-zero {p} ({colIndices[p - 1]} then {c})", nameof(colIndices));
-                cols[p] = (ushort)c;
             }
-        if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
-        var b = new float[n];
-        bias.CopyTo(b);
-        return new CsrLinear(n, k, width, rowPtr.ToArray(), cols, values.ToArray(), b);
     }
 
     /// <summary>Keeps the non-zeros of a dense W[n,k] (−0 counts as zero).</summary>
@@ -140,24 +147,24 @@ public sealed class CsrLinear : ILinear
                     for (int r = 0; r < rows; r++)
                     {
                         int p0 = rowPtr[n0 + r], p1 = rowPtr[n0 + r + 1];
-                        float b = bias[n0 + r];
                         ref float tileRow = ref *(tile + r * chunkTokens);
                         float* xChunk = xt + m0;
                         switch (vecs)
                         {
-                            case 4: Row<TOps, TV, R4>(p0, p1, xChunk, b, ref tileRow); break;
-                            case 3: Row<TOps, TV, R3>(p0, p1, xChunk, b, ref tileRow); break;
-                            case 2: Row<TOps, TV, R2>(p0, p1, xChunk, b, ref tileRow); break;
-                            default: Row<TOps, TV, R1>(p0, p1, xChunk, b, ref tileRow); break;
+                            case 4: Row<TOps, TV, R4>(p0, p1, xChunk, ref tileRow); break;
+                            case 3: Row<TOps, TV, R3>(p0, p1, xChunk, ref tileRow); break;
+                            case 2: Row<TOps, TV, R2>(p0, p1, xChunk, ref tileRow); break;
+                            default: Row<TOps, TV, R1>(p0, p1, xChunk, ref tileRow); break;
                         }
                     }
+                    FeatureMajor.FinishTile<TOps, TV>(tile, chunkTokens, rows, vecs, bias + n0, ep);
                     FeatureMajor.WriteOut(tile, chunkTokens, rows, tokens, y + (long)m0 * ldy + n0, ldy, ep);
                 }
             }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void Row<TOps, TV, TC>(int p0, int p1, float* xChunk, float bias, ref float tileRow) where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows
+        void Row<TOps, TV, TC>(int p0, int p1, float* xChunk, ref float tileRow) where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows
         {
             int vc = TOps.Count;
             long ld = mPad;
@@ -183,10 +190,10 @@ public sealed class CsrLinear : ILinear
                 if (TC.Value > 2) a2 = TOps.Fma(s, TOps.Load(ref *(xa + 2 * vc)), a2);
                 if (TC.Value > 3) a3 = TOps.Fma(s, TOps.Load(ref *(xa + 3 * vc)), a3);
             }
-            FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a0, b0), bias, ep, ref tileRow);
-            if (TC.Value > 1) FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a1, b1), bias, ep, ref Unsafe.Add(ref tileRow, vc));
-            if (TC.Value > 2) FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a2, b2), bias, ep, ref Unsafe.Add(ref tileRow, 2 * vc));
-            if (TC.Value > 3) FeatureMajor.FinishRow<TOps, TV>(TOps.Add(a3, b3), bias, ep, ref Unsafe.Add(ref tileRow, 3 * vc));
+            TOps.Store(ref tileRow, TOps.Add(a0, b0));
+            if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tileRow, vc), TOps.Add(a1, b1));
+            if (TC.Value > 2) TOps.Store(ref Unsafe.Add(ref tileRow, 2 * vc), TOps.Add(a2, b2));
+            if (TC.Value > 3) TOps.Store(ref Unsafe.Add(ref tileRow, 3 * vc), TOps.Add(a3, b3));
         }
     }
 }

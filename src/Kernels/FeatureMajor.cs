@@ -48,16 +48,60 @@ internal static unsafe class FeatureMajor
         }
     }
 
+    /// <summary>Tokens per panel of the paneled Xᵀ layout (one 512-bit vector).</summary>
+    public const int Panel = 16;
+
     /// <summary>
-    /// One output row of a register tile (tc vectors of tokens): adds the row's bias, applies GELU when
-    /// asked, and parks it in the tile buffer (row stride <paramref name="tileStride"/>) for <see cref="WriteOut"/>.
+    /// Fills xt with Xᵀ in panels of 16 tokens, [mPad/16][kPad][16]: a register tile walking down K reads
+    /// one contiguous stream per token vector (sequential lines the prefetchers follow), instead of one
+    /// line per row of a row-major Xᵀ. Padding is zero as in <see cref="Transpose"/>.
     /// </summary>
+    public static void TransposeToPanels(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team) =>
+        team.For(mPad / Panel, new PanelBody(x, m, ldx, k, xt, kPad));
+
+    /// <summary>Where token t's value of feature 0 lives in the paneled layout; feature kk is kk·16 floats further.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void FinishRow<TOps, TV>(TV v, float bias, Epilogue ep, ref float tileRow) where TOps : struct, IVec<TV> where TV : struct
+    public static float* PanelToken(float* xt, int kPad, int t) => xt + (long)(t / Panel) * kPad * Panel + t % Panel;
+
+    readonly struct PanelBody(float* x, int m, int ldx, int k, float* xt, int kPad) : IRangeBody
     {
-        v = TOps.Add(v, TOps.Broadcast(bias));
-        if (ep == Epilogue.BiasGelu) v = Gelu.Apply<TOps, TV>(v);
-        TOps.Store(ref tileRow, v);
+        public void Run(int start, int end, int worker)
+        {
+            for (int item = start; item < end; item++)
+            {
+                int t0 = item * Panel, tokens = Math.Min(Panel, m - t0);
+                float* dst = xt + (long)item * kPad * Panel;
+                for (int kk = 0; kk < k; kk++, dst += Panel)
+                {
+                    float* src = x + (long)t0 * ldx + kk;
+                    int j = 0;
+                    for (; j < tokens; j++) dst[j] = src[(long)j * ldx];
+                    for (; j < Panel; j++) dst[j] = 0f;
+                }
+                new Span<float>(dst, (kPad - k) * Panel).Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Bias (one per row: a broadcast) and GELU over a raw Yᵀ tile of rows × vecs vectors, in place. Kept
+    /// apart from the kernels' loops: inlined there, its register pressure made the JIT spill accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void FinishTile<TOps, TV>(float* tile, int tileStride, int rows, int vecs, float* bias, Epilogue ep) where TOps : struct, IVec<TV> where TV : struct
+    {
+        int vc = TOps.Count;
+        for (int r = 0; r < rows; r++)
+        {
+            TV b = TOps.Broadcast(bias[r]);
+            for (int v = 0; v < vecs; v++)
+            {
+                ref float t = ref *(tile + r * tileStride + v * vc);
+                TV x = TOps.Add(TOps.Load(ref t), b);
+                if (ep == Epilogue.BiasGelu) x = Gelu.Apply<TOps, TV>(x);
+                TOps.Store(ref t, x);
+            }
+        }
     }
 
     /// <summary>

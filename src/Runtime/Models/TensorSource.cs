@@ -12,12 +12,20 @@ public interface ITensorSource
     ReadOnlySpan<float> Floats(string name);
 }
 
+/// <summary>
+/// A safetensors file as dense tensors: a weight stored sparse (<see cref="SparseStorage"/>) appears under
+/// its own name with its dense shape, expanded (after every index is checked) when read.
+/// </summary>
 public sealed class SafeTensorsSource(SafeTensorsFile file) : ITensorSource
 {
+    readonly Dictionary<string, StoredLayout> _stored = SparseStorage.Read(file);
+
     public string Description => file.Path;
-    public bool Contains(string name) => file.Contains(name);
-    public long[] Shape(string name) => file.Info(name).Shape;
-    public ReadOnlySpan<float> Floats(string name) => file.GetFloats(name);
+    /// <summary>The weights this file stores sparse, with their formats.</summary>
+    public IReadOnlyDictionary<string, StoredLayout> Stored => _stored;
+    public bool Contains(string name) => file.Contains(name) || _stored.ContainsKey(name);
+    public long[] Shape(string name) => _stored.TryGetValue(name, out var l) ? [l.Rows, l.Cols] : file.Info(name).Shape;
+    public ReadOnlySpan<float> Floats(string name) => _stored.TryGetValue(name, out var l) ? SparseStorage.Densify(file, name, l) : file.GetFloats(name);
 }
 
 /// <summary>
