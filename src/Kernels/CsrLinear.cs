@@ -5,9 +5,9 @@ namespace VitSparse.Kernels;
 
 /// <summary>
 /// A linear layer with an unstructured sparse weight: per output row, its non-zeros (values and 16-bit
-/// column indices), compressed by row (CSR). Runs feature-major like XNNPACK's f32-spmm: each non-zero is
-/// one broadcast times up to 4 vectors of tokens of Xᵀ's row, so a weight costs 1 scalar load and 4 vector
-/// loads for 4 FMAs. Two interleaved accumulator sets (even and odd non-zeros) give 8 independent FMA
+/// column indices), compressed by row (CSR), with per-row pointers into each 128-wide block of K. Runs
+/// feature-major like XNNPACK's f32-spmm: each non-zero is one broadcast times up to 4 vectors of tokens
+/// of Xᵀ's row, so a weight costs 2 scalar loads and 4 vector loads for 4 FMAs. Two interleaved accumulator sets (even and odd non-zeros) give 8 independent FMA
 /// chains. Column indices are 16-bit because the index stream is the only per-non-zero traffic besides the
 /// value: 6 bytes per weight instead of 8, and every ViT width fits (K ≤ 65536; wider layers stay dense).
 /// </summary>
@@ -22,16 +22,31 @@ public sealed class CsrLinear : ILinear
 
     /// <summary>Largest K a 16-bit column index addresses.</summary>
     public const int MaxK = ushort.MaxValue + 1;
-    const int R = FeatureMajor.Rows;
     const int ChunkVectors = 4;
-    readonly int[] _rowPtr;     // [N + 1]
+    const int RowsPerItem = 16;
+    /// <summary>Features of K per pass over a chunk's Xᵀ.</summary>
+    const int KBlock = 128;
+    readonly int _kBlocks;
+    readonly int[] _segPtr;     // [N][kBlocks + 1]: row i's non-zeros in K block kb are [segPtr[i][kb], segPtr[i][kb + 1])
     readonly ushort[] _cols;    // [nnz], sorted and unique within a row
     readonly float[] _values;   // [nnz]
     readonly float[] _bias;     // [N]
 
-    CsrLinear(int n, int k, SimdWidth width, int[] rowPtr, ushort[] cols, float[] values, float[] bias)
+    CsrLinear(int n, int k, SimdWidth width, ReadOnlySpan<int> rowPtr, ushort[] cols, float[] values, float[] bias)
     {
-        N = n; K = k; Width = width; _rowPtr = rowPtr; _cols = cols; _values = values; _bias = bias;
+        N = n; K = k; Width = width; _cols = cols; _values = values; _bias = bias;
+        _kBlocks = (k + KBlock - 1) / KBlock;
+        _segPtr = new int[checked(n * (_kBlocks + 1))];
+        for (int i = 0; i < n; i++)
+        {
+            int p = rowPtr[i];
+            for (int kb = 0; kb < _kBlocks; kb++)
+            {
+                _segPtr[i * (_kBlocks + 1) + kb] = p;
+                while (p < rowPtr[i + 1] && cols[p] < (kb + 1) * KBlock) p++;
+            }
+            _segPtr[i * (_kBlocks + 1) + _kBlocks] = rowPtr[i + 1];
+        }
     }
 
     /// <summary>From CSR arrays: values [nnz], colIndices [nnz] sorted and unique per row, rowPtr [n + 1]; all checked here.</summary>
@@ -45,7 +60,7 @@ public sealed class CsrLinear : ILinear
         if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
         var b = new float[n];
         bias.CopyTo(b);
-        return new CsrLinear(n, k, width, rowPtr.ToArray(), cols, values.ToArray(), b);
+        return new CsrLinear(n, k, width, rowPtr, cols, values.ToArray(), b);
     }
 
     /// <summary>Checks CSR index data against an n×k weight; the exception's ParamName says which array is wrong.</summary>
@@ -103,7 +118,8 @@ public sealed class CsrLinear : ILinear
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
         int mPad = FeatureMajor.PaddedTokens(m);
         var xt = team.Shared(FeatureMajor.TransposedLength(K, mPad));
-        int chunkTokens = ChunkVectors * Isa.LanesOf(Width), chunks = (m + chunkTokens - 1) / chunkTokens;
+        int lanes = Isa.LanesOf(Width), chunkTokens = ChunkVectors * lanes;
+        int vectors = (m + lanes - 1) / lanes, chunks = (vectors + ChunkVectors - 1) / ChunkVectors;
         unsafe
         {
             fixed (float* px = x)
@@ -112,18 +128,22 @@ public sealed class CsrLinear : ILinear
             fixed (float* values = _values)
             fixed (ushort* cols = _cols)
             fixed (float* bias = _bias)
-            fixed (int* rowPtr = _rowPtr)
+            fixed (int* segPtr = _segPtr)
             {
                 FeatureMajor.Transpose(px, m, ldx, K, pxt, K, mPad, team);
-                int rowGroups = (N + R - 1) / R;
-                team.For(rowGroups * chunks, new Body(this, pxt, mPad, m, py, ldy, epilogue, chunks, chunkTokens, values, cols, bias, rowPtr, team));
+                int rowGroups = (N + RowsPerItem - 1) / RowsPerItem;
+                team.For(rowGroups * chunks, new Body(this, pxt, mPad, m, py, ldy, epilogue, chunks, vectors, chunkTokens, values, cols, bias, segPtr, team));
             }
         }
     }
 
-    /// <summary>One work item = 8 output rows × one chunk of tokens, row-group-major.</summary>
-    unsafe readonly struct Body(CsrLinear w, float* xt, int mPad, int m, float* y, int ldy, Epilogue ep, int chunks, int chunkTokens,
-        float* values, ushort* cols, float* bias, int* rowPtr, ThreadTeam team) : IRangeBody
+    /// <summary>
+    /// One work item = 16 output rows × one chunk of tokens, chunk-major. Within an item, K goes in blocks of
+    /// <see cref="KBlock"/> features: the block of Xᵀ (128 rows × 64 tokens = 32 KB) serves all 16 rows from L1,
+    /// where the whole chunk (K rows) would stream from L2 for every row; partial sums wait in the tile.
+    /// </summary>
+    unsafe readonly struct Body(CsrLinear w, float* xt, int mPad, int m, float* y, int ldy, Epilogue ep, int chunks, int vectors, int chunkTokens,
+        float* values, ushort* cols, float* bias, int* segPtr, ThreadTeam team) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -137,39 +157,51 @@ public sealed class CsrLinear : ILinear
 
         void Loop<TOps, TV>(int start, int end, int worker) where TOps : struct, IVec<TV> where TV : struct
         {
-            int vc = TOps.Count;
-            fixed (float* tile = team.Scratch(worker, R * chunkTokens))
+            int vc = TOps.Count, kBlocks = w._kBlocks, rowGroups = (w.N + RowsPerItem - 1) / RowsPerItem;
+            fixed (float* tile = team.Scratch(worker, RowsPerItem * chunkTokens))
             {
                 for (int item = start; item < end; item++)
                 {
-                    int n0 = item / chunks * R, c = item % chunks, rows = Math.Min(R, w.N - n0);
-                    int m0 = c * chunkTokens, tokens = Math.Min(chunkTokens, m - m0), vecs = (tokens + vc - 1) / vc;
-                    for (int r = 0; r < rows; r++)
-                    {
-                        int p0 = rowPtr[n0 + r], p1 = rowPtr[n0 + r + 1];
-                        ref float tileRow = ref *(tile + r * chunkTokens);
-                        float* xChunk = xt + m0;
-                        switch (vecs)
+                    int c = item / rowGroups, n0 = item % rowGroups * RowsPerItem, rows = Math.Min(RowsPerItem, w.N - n0);
+                    // Chunks split the token vectors evenly (13 vectors → 4,3,3,3), so threads get equal work.
+                    int v0 = (int)((long)c * vectors / chunks), vecs = (int)((long)(c + 1) * vectors / chunks) - v0;
+                    int m0 = v0 * vc, tokens = Math.Min(vecs * vc, m - m0);
+                    float* xChunk = xt + m0;
+                    for (int kb = 0; kb < kBlocks; kb++)
+                        for (int r = 0; r < rows; r++)
                         {
-                            case 4: Row<TOps, TV, R4>(p0, p1, xChunk, ref tileRow); break;
-                            case 3: Row<TOps, TV, R3>(p0, p1, xChunk, ref tileRow); break;
-                            case 2: Row<TOps, TV, R2>(p0, p1, xChunk, ref tileRow); break;
-                            default: Row<TOps, TV, R1>(p0, p1, xChunk, ref tileRow); break;
+                            int* seg = segPtr + (long)(n0 + r) * (kBlocks + 1) + kb;
+                            ref float tileRow = ref *(tile + r * chunkTokens);
+                            bool first = kb == 0;
+                            switch (vecs)
+                            {
+                                case 4: Row<TOps, TV, R4>(seg[0], seg[1], xChunk, ref tileRow, first); break;
+                                case 3: Row<TOps, TV, R3>(seg[0], seg[1], xChunk, ref tileRow, first); break;
+                                case 2: Row<TOps, TV, R2>(seg[0], seg[1], xChunk, ref tileRow, first); break;
+                                default: Row<TOps, TV, R1>(seg[0], seg[1], xChunk, ref tileRow, first); break;
+                            }
                         }
-                    }
                     FeatureMajor.FinishTile<TOps, TV>(tile, chunkTokens, rows, vecs, bias + n0, ep);
                     FeatureMajor.WriteOut(tile, chunkTokens, rows, tokens, y + (long)m0 * ldy + n0, ldy, ep);
                 }
             }
         }
 
+        /// <summary>tileRow (=, or += after the first K block) Σ over non-zeros [p0, p1) of value × Xᵀ row, for TC token vectors.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void Row<TOps, TV, TC>(int p0, int p1, float* xChunk, ref float tileRow) where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows
+        void Row<TOps, TV, TC>(int p0, int p1, float* xChunk, ref float tileRow, bool first) where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows
         {
             int vc = TOps.Count;
             long ld = mPad;
             TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
             TV b0 = TOps.Zero, b1 = TOps.Zero, b2 = TOps.Zero, b3 = TOps.Zero;
+            if (!first)
+            {
+                a0 = TOps.Load(ref tileRow);
+                if (TC.Value > 1) a1 = TOps.Load(ref Unsafe.Add(ref tileRow, vc));
+                if (TC.Value > 2) a2 = TOps.Load(ref Unsafe.Add(ref tileRow, 2 * vc));
+                if (TC.Value > 3) a3 = TOps.Load(ref Unsafe.Add(ref tileRow, 3 * vc));
+            }
             int p = p0;
             for (; p + 1 < p1; p += 2)
             {
