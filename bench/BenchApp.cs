@@ -82,8 +82,9 @@ public static class BenchApp
             catch (IOException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
         });
         var quick = new Option<bool>("--quick") { Description = "few iterations (a smoke run, not a measurement)" };
-        var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick };
-        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick)));
+        var sparseKernels = new Option<bool>("--sparse") { Description = "the sparse linears against dense on DeiT-S/B shapes: ratios, cost-model factors and break-even densities" };
+        var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick, sparseKernels };
+        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick), pr.GetValue(sparseKernels)));
         root.Add(kernels);
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
