@@ -76,6 +76,84 @@ public class SparseBenchmarks
     [Benchmark] public void Forward() => _layer.Forward(_x, M, _k, _y, _n, Epilogue.Bias, ThreadTeam.Single);
 
     /// <summary>
+    /// The robust measurement on a shared machine: dense and sparse alternate call for call (3 forwards each
+    /// per round, <paramref name="rounds"/> rounds), and the median of the per-round ratios is kept, so load
+    /// from other tenants hits both sides alike. Returns dense÷sparse per (shape, case) and the spread
+    /// (interquartile range of the ratios).
+    /// </summary>
+    public static Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> Interleaved(int rounds)
+    {
+        var result = new Dictionary<(string, string), (double, double, double)>();
+        foreach (var (shape, k, n) in Shapes)
+        {
+            var r = new Random(1);
+            var x = Enumerable.Range(0, M * k).Select(_ => (float)r.NextDouble() - 0.5f).ToArray();
+            var y = new float[M * n];
+            var w = Enumerable.Range(0, n * k).Select(_ => (float)r.NextDouble() - 0.5f).ToArray();
+            var dense = Build("dense", w, n, k);
+            foreach (var c in Cases.Skip(1))
+            {
+                var sparse = Build(c, w.ToArray(), n, k);
+                double Time(ILinear l)
+                {
+                    long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                    for (int i = 0; i < 3; i++) l.Forward(x, M, k, y, n, Epilogue.Bias, ThreadTeam.Single);
+                    return System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                }
+                for (int i = 0; i < 3; i++) { Time(dense); Time(sparse); }
+                var ratios = new List<double>();
+                for (int i = 0; i < rounds; i++)
+                {
+                    // Alternate which goes first, so neither always follows the other's cache state.
+                    double d, s;
+                    if (i % 2 == 0) { d = Time(dense); s = Time(sparse); } else { s = Time(sparse); d = Time(dense); }
+                    ratios.Add(d / s);
+                }
+                ratios.Sort();
+                result[(shape, c)] = (ratios[rounds / 2], ratios[rounds / 4], ratios[3 * rounds / 4]);
+            }
+        }
+        return result;
+    }
+
+    public static string InterleavedReport(Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> ratios, int rounds)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sw = new StringWriter(inv);
+        sw.WriteLine();
+        sw.WriteLine($"Sparse linears, single thread, M = 197, dense and sparse alternating ({rounds} rounds): median dense÷sparse time (interquartile range):");
+        sw.WriteLine();
+        var cases = Cases.Skip(1).ToArray();
+        var t = new MarkdownTable(["shape", .. cases]);
+        t.RightAlign(Enumerable.Range(1, cases.Length).ToArray());
+        var factors = cases.ToDictionary(c => c, _ => new List<double>());
+        foreach (var (shape, _, _) in Shapes)
+        {
+            var row = new List<object> { shape };
+            foreach (var c in cases)
+            {
+                var (ratio, q1, q3) = ratios[(shape, c)];
+                row.Add($"{ratio.ToString("0.00", inv)}× ({q1.ToString("0.00", inv)}–{q3.ToString("0.00", inv)})");
+                factors[c].Add(1 / ratio / Parse(c).Density);
+            }
+            t.Add([.. row]);
+        }
+        sw.Write(t);
+        sw.WriteLine();
+        sw.WriteLine("Cost model (SparseCostModel): time per kept MAC ÷ dense time per MAC (median over shapes) and the break-even density it implies:");
+        sw.WriteLine();
+        var f = new MarkdownTable("format", "at density", "factor", "break-even density").RightAlign(1, 2, 3);
+        foreach (var c in cases)
+        {
+            var sorted = factors[c].Order().ToList();
+            double median = sorted[sorted.Count / 2];
+            f.Add(c.Split(':')[0], Parse(c).Density.ToString("0.00", inv), median.ToString("0.00", inv), median <= 1 ? "any (≤ 1.00)" : (1 / median).ToString("0.00", inv));
+        }
+        sw.Write(f);
+        return sw.ToString();
+    }
+
+    /// <summary>
     /// The ratio table (dense time ÷ sparse time per shape and case) and the cost model's factors: time per
     /// kept MAC relative to dense, median over shapes, and the break-even density 1/factor each implies.
     /// </summary>
