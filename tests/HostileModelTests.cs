@@ -70,6 +70,7 @@ public class HostileModelTests
         { "sparse_density_mismatch.safetensors", "gives 'blocks.0.mlp.fc1.weight' density 0.25, but its data keeps 0.75" },
         { "sparse_layer_not_in_arch.safetensors", "sparse tensors for 'blocks.3.mlp.fc1.weight', which is not a linear weight of the architecture" },
         { "sparse_not_a_linear.safetensors", "sparse tensors for 'blocks.0.norm1.weight', which is not a linear weight of the architecture" },
+        { "sparse_dense_huge.safetensors", "shape [1048576,1024] is not a weight shape of at most 268435456 elements" },
         { "sparse_no_metadata.safetensors", "sparse tensor 'blocks.0.mlp.fc1.weight.bsr_values' has no entry for 'blocks.0.mlp.fc1.weight' in metadata 'vitsparse.sparse'" },
     };
 

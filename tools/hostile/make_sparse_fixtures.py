@@ -102,6 +102,10 @@ def main():
     sparse_model("sparse_not_a_linear.safetensors", not_linear)
     sparse_model("sparse_no_metadata.safetensors", metadata=False)
 
+    def huge(t, s):
+        s[FC1]["shape"] = [2**20, 2**10]  # 4 GiB dense from a few KB, if it were expanded
+    sparse_model("sparse_dense_huge.safetensors", huge)
+
 
 if __name__ == "__main__":
     main()

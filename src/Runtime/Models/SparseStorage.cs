@@ -31,6 +31,12 @@ public static class SparseStorage
     static readonly string[] Suffixes = [".bsr_values", ".bsr_col_indices", ".bsr_row_ptr", ".csr_values", ".csr_col_indices", ".csr_row_ptr"];
     /// <summary>Largest block side accepted from a file (far past any useful block; keeps block arithmetic small).</summary>
     public const int MaxBlockSide = 4096;
+    /// <summary>
+    /// Largest dense size of a weight stored sparse (1 GiB of F32; ViT-22B's largest is 151 M). A dense weight's
+    /// bytes must be in the file; a sparse one's need not, so without this a few-KB file could make the loader
+    /// expand an 8 GiB matrix.
+    /// </summary>
+    public const long MaxDenseElements = 1L << 28;
 
     /// <summary>The stored layouts a file declares, every sparse tensor accounted for.</summary>
     public static Dictionary<string, StoredLayout> Read(SafeTensorsFile file)
@@ -74,7 +80,8 @@ public static class SparseStorage
             return a.EnumerateArray().Select(v => v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long x) ? x : throw Bad($"'{name}' must be an array of {count} integers")).ToArray();
         }
         var shape = Longs("shape", 2);
-        if (shape[0] < 1 || shape[1] < 1 || shape[0] * shape[1] > ConfigLimits.MaxElements) throw Bad($"shape [{shape[0]},{shape[1]}] is not a valid weight shape");
+        if (shape[0] < 1 || shape[1] < 1 || shape[0] > MaxDenseElements || shape[1] > MaxDenseElements || shape[0] * shape[1] > MaxDenseElements)
+            throw Bad($"shape [{shape[0]},{shape[1]}] is not a weight shape of at most {MaxDenseElements} elements");
         double density = e.TryGetProperty("density", out var d) && d.ValueKind == JsonValueKind.Number ? d.GetDouble() : throw Bad("'density' must be a number");
         if (!(density >= 0 && density <= 1)) throw Bad($"density {density} is outside [0, 1]");
         switch (format)
