@@ -56,9 +56,11 @@ public static class BenchApp
         var peers = new Option<string>("--peers") { Description = "peers measured in the same run: ort, torch (comma-separated) or none", DefaultValueFactory = _ => "none" };
         var breakdown = new Option<bool>("--breakdown") { Description = "also print where VitSparse's time goes, per operation" };
         var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
+        var sparse = new Option<string>("--sparse") { Description = "kernels for layers with zeros in the sparse variant: auto, bsr, unstructured (off or dense: no sparse variant)", DefaultValueFactory = _ => "auto" };
+        var sparsify = new Option<string?>("--sparsify") { Description = "zero a fraction of every block linear by magnitude (not a pruning method) and compare with the same model dense: bsr32x32:0.5, bsr16x16:0.5, unstructured:0.7" };
         var root = new RootCommand("VitSparse benchmark: end-to-end latency per model, with peers")
         {
-            models, weights, threads, batch, warmup, iterations, peers, breakdown, json,
+            models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify,
         };
         EnergyBench.AddOptions(root);
         root.SetAction(pr =>
@@ -72,18 +74,21 @@ public static class BenchApp
                 {
                     // seeded:ARCH is what bench measures anyway: the synthetic weights of ARCH (or of the dense model an SNP name prunes).
                     if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
-                    string dense = SnpModels.TryGetValue(names[0], out var spec) ? spec.Dense : names[0];
+                    string dense = SnpModels.TryGetValue(names[0], out var snp) ? snp.Dense : names[0];
                     if (Architectures.Get(dense, "--model").Name != seeded.Name)
                         throw new InputException("--weights", $"{w} is not the architecture of --model {names[0]}");
                     w = null;
                 }
-                var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!));
+                var spec = pr.GetValue(sparsify) is { } sp ? SparsifySpec.Parse(sp) : null;
+                var mode = ParseSparse(pr.GetValue(sparse));
+                var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!), mode, spec);
                 settings.Validate();
                 var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], []);
                 using var energy = EnergyBench.Open(pr);
                 report.Energy = energy?.Report;
                 foreach (var n in names) Measure(n, w, settings, report, stderr, energy);
                 stdout.WriteLine($"VitSparse bench · {report.Machine}");
+                if (spec != null) stdout.WriteLine($"--sparsify {spec.Label}: every block linear zeroed by magnitude per layer, a structure for kernel benchmarks, not a pruning method (accuracy is not kept)");
                 stdout.WriteLine();
                 stdout.Write(Table(report.Results));
                 foreach (var s in report.Skipped) stdout.WriteLine($"skipped {s.Runtime} for {s.Model}: {s.Reason}");
@@ -98,8 +103,9 @@ public static class BenchApp
             catch (IOException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
         });
         var quick = new Option<bool>("--quick") { Description = "few iterations (a smoke run, not a measurement)" };
-        var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick };
-        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick)));
+        var sparseKernels = new Option<bool>("--sparse") { Description = "the sparse linears against dense on DeiT-S/B shapes: ratios, cost-model factors and break-even densities" };
+        var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick, sparseKernels };
+        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick), pr.GetValue(sparseKernels)));
         root.Add(kernels);
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
@@ -113,7 +119,16 @@ public static class BenchApp
         return list;
     }
 
-    sealed record BenchSettings(int Threads, int Batch, int Warmup, int Iterations, string[] Peers)
+    static SparseMode ParseSparse(string? value) => value switch
+    {
+        null or "auto" => SparseMode.Auto,
+        "off" or "dense" => SparseMode.Off,
+        "bsr" => SparseMode.Bsr,
+        "unstructured" => SparseMode.Unstructured,
+        _ => throw new InputException("--sparse", $"'{value}' is not one of auto, off, dense, bsr, unstructured"),
+    };
+
+    sealed record BenchSettings(int Threads, int Batch, int Warmup, int Iterations, string[] Peers, SparseMode Sparse = SparseMode.Auto, SparsifySpec? Sparsify = null)
     {
         public void Validate()
         {
@@ -136,7 +151,7 @@ public static class BenchApp
     }
 
     /// <summary>One model measured: the dense model, or for an SNP name also its pruned version.</summary>
-    sealed record Variant(string Label, VitModel Model, ITensorSource Weights, string? WeightsFile);
+    sealed record Variant(string Label, VitModel Model, ITensorSource Weights, string? WeightsFile, bool Peers = true);
 
     /// <summary>bench names of SNP structures: the dense architecture they are pruned from, and the released target.</summary>
     static readonly Dictionary<string, (string Dense, string Target)> SnpModels = new(StringComparer.OrdinalIgnoreCase)
@@ -171,7 +186,28 @@ public static class BenchApp
         var variants = new List<Variant>();
         try
         {
-            variants.Add(new Variant(denseName, VitModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine }), weights, weightsPath));
+            if (s.Sparsify is { } spec)
+            {
+                if (snp) throw new InputException("--sparsify", "applies to a dense architecture, not to an SNP model");
+                log.WriteLine($"{name}: zeroing {spec.Label} of every block linear by magnitude (a structure for kernel benchmarks, not a pruning method)…");
+                var masked = spec.Apply(weights, config);
+                string? maskedFile = null;
+                if (s.Peers.Length > 0)
+                {
+                    maskedFile = Path.Combine(ArtifactsDir(), $"{name}-{spec.Label.Replace(' ', '_').Replace("%", "pct")}-{Hash(source)}.safetensors");
+                    VitModel.Save(maskedFile, config, masked);
+                }
+                variants.Add(new Variant($"{denseName} dense", VitModel.FromSource(masked, config, new LoadOptions { Sparse = SparseMode.Off }), masked, maskedFile, Peers: false));
+                variants.Add(new Variant($"{denseName} {spec.Label}", VitModel.FromSource(masked, config, new LoadOptions { Sparse = s.Sparse == SparseMode.Off ? SparseMode.Auto : s.Sparse }), masked, maskedFile));
+            }
+            else if (!snp && s.Sparse != SparseMode.Off && VitModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine, Sparse = s.Sparse }) is { } sparseModel
+                && sparseModel.LinearLayers.Any(l => l.Format != WeightFormat.Dense))
+            {
+                // Weights with zeros (or stored sparse): the same model densified runs alongside.
+                variants.Add(new Variant($"{denseName} dense", VitModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine, Sparse = SparseMode.Off }), weights, weightsPath, Peers: false));
+                variants.Add(new Variant($"{denseName} sparse", sparseModel, weights, weightsPath));
+            }
+            else variants.Add(new Variant(denseName, VitModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine, Sparse = SparseMode.Off }), weights, weightsPath));
             if (snp)
             {
                 // Prune for real: SNP scores on (seeded) calibration images, released widths, surgery.
@@ -210,7 +246,7 @@ public static class BenchApp
                 sessions.Add(session);
                 session.Run(input, s.Batch, logits);
                 contenders.Add((v, new Contender("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray())));
-                foreach (var peer in s.Peers)
+                foreach (var peer in v.Peers ? s.Peers : [])
                 {
                     var contender = peer == "ort" ? StartOrt(v.Label, v.Model.Config, v.WeightsFile, s, input, report, disposables, log)
                         : StartTorch(v.Label, v.Model.Config, v.WeightsFile, s, report, disposables, log);
@@ -245,7 +281,7 @@ public static class BenchApp
         {
             var mine = contenders.Where(x => x.Variant == v).Select(x => x.Contender).ToList();
             var ours = mine[0];
-            double gmac = ModelStats.Macs(v.Model.Config) / 1e9;
+            double gmac = v.Model.KernelMacs() / 1e9;
             foreach (var x in mine)
             {
                 var t = x.Times.Order().ToArray();

@@ -34,6 +34,32 @@ public class BenchTests
     }
 
     [Fact]
+    public void Bench_sparsify_compares_the_zeroed_model_with_itself_dense_and_says_it_is_not_pruning()
+    {
+        string json = Path.Combine(Fixtures.TempDir(), "bench.json");
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = BenchApp.Run(["--model", "deit_t", "--sparsify", "bsr32x32:0.5", "--warmup", "1", "--iterations", "3", "--threads", "2", "--json", json], o, e);
+        Assert.True(code == 0, e.ToString());
+        string table = o.ToString();
+        Assert.Contains("not a pruning method", table);
+        Assert.Contains("| deit_t dense ", table);
+        Assert.Contains("| deit_t bsr32x32 50% zero ", table);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var speedup = doc.RootElement.GetProperty("speedups")[0];
+        Assert.Equal("deit_t bsr32x32 50% zero", speedup.GetProperty("model").GetString());
+        Assert.True(speedup.GetProperty("mac_ratio").GetDouble() > 1.5, "kept MACs of the sparse model");
+        Assert.True(speedup.GetProperty("measured_speedup").GetDouble() > 0);
+
+        e = new StringWriter();
+        Assert.Equal(2, BenchApp.Run(["--sparsify", "bsr0x32:0.5"], new StringWriter(), e));
+        Assert.Contains("--sparsify", e.ToString());
+        e = new StringWriter();
+        Assert.Equal(2, BenchApp.Run(["--sparsify", "unstructured:1.5"], new StringWriter(), e));
+        Assert.Contains("--sparsify", e.ToString());
+    }
+
+    [Fact]
     public void Bench_rejects_unknown_models_and_bad_counts()
     {
         var e = new StringWriter();

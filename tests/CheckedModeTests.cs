@@ -72,6 +72,31 @@ public class CheckedModeTests
     }
 
     [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
+    public void Sparse_linears_stay_inside_minimal_buffers(SimdWidth width)
+    {
+        var rng = new Random(15);
+        var shapes = SparseKernelTests.BlockShapes;
+        for (int trial = 0; trial < 60; trial++)
+        {
+            int m = rng.Next(1, 70), n = rng.Next(1, 90), k = rng.Next(1, 300), ldx = k + rng.Next(0, 3), ldy = n + rng.Next(0, 3);
+            var (bh, bw) = shapes[trial % shapes.Length];
+            var bias = Fixtures.Random(n, trial + 1);
+            ILinear layer = trial % 2 == 0
+                ? BsrLinear.FromDense(SparseKernelTests.BlockMasked(n, k, bh, bw, 0.6, trial), n, k, bh, bw, bias, width)
+                : CsrLinear.FromDense(SparseKernelTests.Masked(n, k, 0.4, trial), n, k, bias, width);
+            var x = new Guarded((m - 1) * ldx + k, trial);
+            foreach (var ep in new[] { Epilogue.Bias, Epilogue.BiasGelu, Epilogue.BiasAccumulate })
+            {
+                var y = new Guarded((m - 1) * ldy + n, trial + 2);
+                using var team = new ThreadTeam(1 + trial % 3);
+                layer.Forward(x.Span, m, ldx, y.Span, ldy, ep, team);
+                y.AssertIntact($"{layer.GetType().Name} {m}×{n}×{k} ld {ldx}/{ldy} {ep}");
+            }
+            x.AssertIntact("sparse linear input");
+        }
+    }
+
+    [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
     public void Attention_stays_inside_minimal_buffers(SimdWidth width)
     {
         var rng = new Random(12);

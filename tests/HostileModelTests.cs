@@ -52,6 +52,54 @@ public class HostileModelTests
         { "st_header_len_huge.safetensors", "header length 9223372036854775808 is larger than" },
     };
 
+    /// <summary>tools/hostile/make_sparse_fixtures.py: sparse index data breaking one rule each.</summary>
+    public static TheoryData<string, string> RefusedSparse => new()
+    {
+        { "sparse_block_zero.safetensors", "block shape 0×4 must be positive" },
+        { "sparse_block_negative.safetensors", "block shape 8×-4 must be positive" },
+        { "sparse_col_past_row.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_col_indices': block column index 2 (block 1, block row 0) is outside [0, 2)" },
+        { "sparse_cols_unsorted.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_col_indices': block columns of block row 0 are unsorted" },
+        { "sparse_cols_duplicate.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_col_indices': block columns of block row 0 are duplicated" },
+        { "sparse_rowptr_decreasing.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_row_ptr': row pointers decrease at block row 1" },
+        { "sparse_rowptr_length.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_row_ptr': row pointers have 4 entries, expected 3" },
+        { "sparse_rowptr_huge.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_row_ptr': row pointers decrease at block row 1" },
+        { "sparse_values_count.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_values': values hold 64 floats, expected 3 blocks × 8×4 = 96" },
+        { "sparse_csr_col_past_row.safetensors", "tensor 'blocks.0.attn.proj.weight.csr_col_indices': column index 8 (non-zero 15, row 7) is outside [0, 8)" },
+        { "sparse_csr_values_count.safetensors", "tensor 'blocks.0.attn.proj.weight.csr_values': values hold 15 floats, expected one per column index (16)" },
+        { "sparse_index_dtype.safetensors", "tensor 'blocks.0.mlp.fc1.weight.bsr_col_indices' is F32; sparse index data must be I32" },
+        { "sparse_density_mismatch.safetensors", "gives 'blocks.0.mlp.fc1.weight' density 0.25, but its data keeps 0.75" },
+        { "sparse_layer_not_in_arch.safetensors", "sparse tensors for 'blocks.3.mlp.fc1.weight', which is not a linear weight of the architecture" },
+        { "sparse_not_a_linear.safetensors", "sparse tensors for 'blocks.0.norm1.weight', which is not a linear weight of the architecture" },
+        { "sparse_dense_huge.safetensors", "shape [1048576,1024] is not a weight shape of at most 268435456 elements" },
+        { "sparse_no_metadata.safetensors", "sparse tensor 'blocks.0.mlp.fc1.weight.bsr_values' has no entry for 'blocks.0.mlp.fc1.weight' in metadata 'vitsparse.sparse'" },
+    };
+
+    [Theory, MemberData(nameof(RefusedSparse))]
+    public void Hostile_sparse_index_data_is_refused_naming_the_tensor(string file, string expected)
+    {
+        foreach (var mode in new[] { SparseMode.Auto, SparseMode.Off })
+            Refused<ModelException>(() => VitModel.Load(Hostile(file), new LoadOptions { Sparse = mode }), Hostile(file), expected);
+    }
+
+    [Fact]
+    public void The_sparse_control_fixture_runs_in_every_format_and_equals_itself_densified()
+    {
+        var dense = VitModel.Load(Hostile("sparse_valid.safetensors"), new LoadOptions { Sparse = SparseMode.Off });
+        Assert.All(dense.LinearLayers, l => Assert.Equal(WeightFormat.Dense, l.Format));
+        var x = new float[dense.Config.ImageElements];
+        SeededWeights.FillInput(x);
+        var expected = new float[dense.Config.NumClasses];
+        using (var s = new InferenceSession(dense, 2)) s.Run(x, 1, expected);
+        foreach (var (mode, format) in new[] { (SparseMode.Auto, (WeightFormat?)null), (SparseMode.Bsr, WeightFormat.Bsr), (SparseMode.Unstructured, WeightFormat.Unstructured) })
+        {
+            var model = VitModel.Load(Hostile("sparse_valid.safetensors"), new LoadOptions { Sparse = mode });
+            if (format != null) Assert.All(model.LinearLayers, l => Assert.Equal(format, l.Format));
+            var logits = new float[expected.Length];
+            using (var s = new InferenceSession(model, 2)) s.Run(x, 1, logits);
+            Fixtures.AssertClose(expected, logits, 1e-5, $"--sparse {mode} vs off");
+        }
+    }
+
     static string Hostile(string name) => Fixtures.Path_(Path.Combine("hostile", name));
 
     /// <summary>Runs <paramref name="load"/> expecting our exception; checks its message, time and allocation.</summary>

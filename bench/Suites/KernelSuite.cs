@@ -15,7 +15,7 @@ namespace VitSparse.Bench.Suites;
 /// </summary>
 public static class KernelSuite
 {
-    public static int Run(TextWriter stdout, bool quick)
+    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false)
     {
         var inv = CultureInfo.InvariantCulture;
         var widths = new[] { SimdWidth.V512, SimdWidth.V256, SimdWidth.V128 }
@@ -43,6 +43,7 @@ public static class KernelSuite
         // Medians and bests both: on a shared machine the median carries other tenants' load, the best run
         // shows what the code does when it has the core.
         var results = new MarkdownTable("kernel", "case", "width", "median µs", "GFLOP/s", "% of peak", "best µs", "best GFLOP/s", "best % of peak").RightAlign(3, 4, 5, 6, 7, 8);
+        if (sparseOnly) return RunSparse(stdout, config, quick);
         foreach (var report in BenchmarkRunner.Run<GemmBenchmarks>(config).Reports)
         {
             var shape = (string)report.BenchmarkCase.Parameters["Shape"];
@@ -57,6 +58,19 @@ public static class KernelSuite
         foreach (var report in BenchmarkRunner.Run<ElementwiseBenchmarks>(config).Reports)
             Add(results, report.BenchmarkCase.Descriptor.WorkloadMethod.Name, "", Isa.Best, report.ResultStatistics, 0, 0);
         stdout.Write(results);
+        return RunSparse(stdout, config, quick);
+    }
+
+    static int RunSparse(TextWriter stdout, IConfig config, bool quick)
+    {
+        // First the alternating measurement (robust to other tenants' load), then BenchmarkDotNet's absolute times.
+        int rounds = quick ? 3 : 41;
+        stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(rounds), rounds));
+        var medians = new Dictionary<(string, string), double>();
+        foreach (var report in BenchmarkRunner.Run<SparseBenchmarks>(config).Reports)
+            if (report.ResultStatistics is { } st)
+                medians[((string)report.BenchmarkCase.Parameters["Shape"], (string)report.BenchmarkCase.Parameters["Case"])] = st.Median;
+        stdout.Write(SparseBenchmarks.Report(medians));
         return 0;
     }
 

@@ -41,6 +41,23 @@ public static class CliApp
         DefaultValueFactory = _ => "refuse",
     };
 
+    internal static readonly Option<string> SparseOption = new("--sparse")
+    {
+        Description = "kernels for linear layers with zeros: auto (per layer, from the cost model), off or dense, bsr, unstructured",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    static readonly string[] SparseModes = ["auto", "off", "dense", "bsr", "unstructured"];
+
+    internal static SparseMode ParseSparse(string? value) => value switch
+    {
+        null or "auto" => SparseMode.Auto,
+        "off" or "dense" => SparseMode.Off,
+        "bsr" => SparseMode.Bsr,
+        "unstructured" => SparseMode.Unstructured,
+        _ => throw new InputException("--sparse", $"'{value}' is not one of {string.Join(", ", SparseModes)}{Runtime.Text.DidYouMean.Hint(value, SparseModes)}"),
+    };
+
     internal static readonly Option<int> MaxImageSideOption = new("--max-image-side")
     {
         Description = "refuse JPEG/PNG images wider or taller than this many pixels, before decoding (decompression-bomb guard)",
@@ -107,11 +124,12 @@ public static class CliApp
         var v => throw new InputException("--nonfinite", $"'{v}' is not one of refuse, warn, allow{Runtime.Text.DidYouMean.Hint(v ?? "", ["refuse", "warn", "allow"])}"),
     };
 
-    /// <summary>Load options from --arch (checked to be a known name) and --nonfinite.</summary>
+    /// <summary>Load options from --arch (checked to be a known name), --nonfinite and --sparse (where the command has it).</summary>
     internal static LoadOptions Options(ParseResult pr, TextWriter stderr)
     {
         string? arch = pr.GetValue(ArchOption);
         if (arch != null) Architectures.Get(arch, "--arch");
-        return new LoadOptions { Arch = arch, NonFinite = NonFinite(pr), Warn = stderr.WriteLine };
+        var sparse = pr.CommandResult.Command.Options.Contains(SparseOption) ? ParseSparse(pr.GetValue(SparseOption)) : SparseMode.Auto;
+        return new LoadOptions { Arch = arch, NonFinite = NonFinite(pr), Warn = stderr.WriteLine, Sparse = sparse };
     }
 }

@@ -27,7 +27,7 @@ static class EvalCommand
         var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
         {
             weights, CliApp.ArchOption, idx, npy, data, labelsFile, skipBad, limit, batch, threads, json, CliApp.NonFiniteOption,
-            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
+            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {

@@ -17,7 +17,7 @@ static class InferCommand
         var threads = CliApp.ThreadsOption();
         var cmd = new Command("infer", "run a model on images (top-5 classes) or on a preprocessed batch (logits to .npy)")
         {
-            weights, input, output, CliApp.ArchOption, threads, CliApp.NonFiniteOption, CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
+            weights, input, output, CliApp.ArchOption, threads, CliApp.NonFiniteOption, CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {

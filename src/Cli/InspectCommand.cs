@@ -13,7 +13,10 @@ static class InspectCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var file = new Argument<string>("weights") { Description = "model .safetensors, or seeded:ARCH" };
-        var cmd = new Command("inspect", "print the architecture, per-block widths, parameters and MACs") { file, CliApp.ArchOption };
+        var cmd = new Command("inspect", "print the architecture, per-block widths, parameters, MACs and each linear layer's kernel format")
+        {
+            file, CliApp.ArchOption, CliApp.SparseOption, CliApp.NonFiniteOption,
+        };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             string? arch = pr.GetValue(CliApp.ArchOption);
@@ -24,16 +27,46 @@ static class InspectCommand
                 stdout.Write(Describe(w.Seeded, $"{w.Spec}, synthetic weights"));
                 return 0;
             }
-            using var st = new SafeTensorsFile(w.Spec);
-            bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
-            if (fromMetadata && arch != null) stderr.WriteLine($"warning: --arch {arch} ignored: {w.Spec} carries its own architecture (VitSparse metadata)");
-            var c = VitModel.ReadConfig(st, arch);
-            string origin = fromMetadata ? "VitSparse metadata" : "inferred from tensor shapes";
-            if (Synthetic.Origin(st) is { } synthetic) origin += $", synthetic weights from {synthetic}";
-            stdout.Write(Describe(c, origin));
+            var options = CliApp.Options(pr, stderr);
+            using (var st = new SafeTensorsFile(w.Spec))
+            {
+                bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
+                if (fromMetadata && arch != null) stderr.WriteLine($"warning: --arch {arch} ignored: {w.Spec} carries its own architecture (VitSparse metadata)");
+                var c = VitModel.ReadConfig(st, arch);
+                string origin = fromMetadata ? "VitSparse metadata" : "inferred from tensor shapes";
+                if (Synthetic.Origin(st) is { } synthetic) origin += $", synthetic weights from {synthetic}";
+                stdout.Write(Describe(c, origin));
+            }
+            var model = VitModel.Load(w.Spec, options);
+            stdout.WriteLine();
+            stdout.Write(DescribeFormats(model, pr.GetValue(CliApp.SparseOption) ?? "auto"));
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Each linear layer's kernel format as loaded: density, non-zero parameters, dense and kernel MACs per image.</summary>
+    internal static string DescribeFormats(VitModel model, string mode)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var c = model.Config;
+        var sw = new StringWriter(inv);
+        sw.WriteLine($"linear layers as loaded (--sparse {mode}; MACs per image):");
+        sw.WriteLine();
+        var t = new MarkdownTable("layer", "N×K", "format", "density", "non-zero params", "dense MMAC", "kernel MMAC").RightAlign(3, 4, 5, 6);
+        long dense = 0, kernel = 0;
+        foreach (var l in model.LinearLayers)
+        {
+            // Rows of X each layer sees per image: patches, all tokens, or the class token(s) for the heads.
+            long rows = l.Layer.StartsWith("patch_embed", StringComparison.Ordinal) ? c.PatchTokens : l.Layer.StartsWith("head", StringComparison.Ordinal) ? 1 : c.Tokens;
+            long d = rows * l.N * l.K, k = rows * l.KernelMacsPerRow;
+            dense += d; kernel += k;
+            t.Add(l.Layer, $"{l.N}×{l.K}", l.Describe(), l.Density.ToString("0.000", inv), l.NonZeros.ToString("N0", inv), (d / 1e6).ToString("0.0", inv), (k / 1e6).ToString("0.0", inv));
+        }
+        sw.Write(t);
+        sw.WriteLine();
+        sw.WriteLine($"linear layers: {(dense / 1e9).ToString("0.000", inv)} GMAC dense, {(kernel / 1e9).ToString("0.000", inv)} GMAC in the chosen kernels ({(dense / (double)Math.Max(1, kernel)).ToString("0.00", inv)}× fewer)");
+        return sw.ToString();
     }
 
     internal static string Describe(VitConfig c, string origin)

@@ -21,11 +21,12 @@ public enum Epilogue
 /// Any M, N and K run without padding the model: ragged N is a partially used last panel, ragged M a
 /// shorter row tile.
 /// </summary>
-public sealed class PackedLinear
+public sealed class PackedLinear : ILinear
 {
     public int N { get; }
     public int K { get; }
     public SimdWidth Width { get; }
+    public long MacsPerRow => (long)N * K;
     internal int Nr { get; }
     internal int Panels { get; }
     readonly float[] _packed;

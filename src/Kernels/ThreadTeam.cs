@@ -75,6 +75,21 @@ public sealed class ThreadTeam : IDisposable
         return s;
     }
 
+    /// <summary>The calling thread's buffer shared by every worker of its calls (e.g. a transposed input).</summary>
+    [ThreadStatic] static float[]? t_callerShared;
+
+    /// <summary>
+    /// Scratch of at least <paramref name="length"/> floats that the calling thread owns and lends to all
+    /// workers of its next calls (one call fills it, a later one reads it); kept between calls, grown only.
+    /// Separate from every worker's <see cref="Scratch"/>, so a body may use both.
+    /// </summary>
+    internal float[] Shared(int length)
+    {
+        var s = t_callerShared;
+        if (s == null || s.Length < length) t_callerShared = s = new float[length];
+        return s;
+    }
+
     abstract class Job
     {
         public abstract void Run(int start, int end, int worker);

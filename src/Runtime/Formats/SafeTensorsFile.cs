@@ -238,6 +238,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return new ReadOnlySpan<float>(_base + _dataStart + t.Begin, ElementCount(t));
     }
 
+    /// <summary>An I32 tensor in place (sparse index data), valid until the file is disposed.</summary>
+    public ReadOnlySpan<int> GetI32(string name)
+    {
+        var t = Info(name);
+        if (t.DType != DType.I32) throw new FileFormatException(Path, $"tensor '{name}' is {t.DType}, not I32");
+        return new ReadOnlySpan<int>(_base + _dataStart + t.Begin, ElementCount(t));
+    }
+
     /// <summary>A floating-point tensor as F32: in place for F32, converted for F16, BF16 and F64.</summary>
     public ReadOnlySpan<float> GetFloats(string name)
     {

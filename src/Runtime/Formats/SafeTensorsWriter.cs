@@ -4,8 +4,15 @@ using System.Text.Json;
 
 namespace VitSparse.Runtime.Formats;
 
-/// <summary>One tensor to write: F32 data stored as F32, F16 or BF16.</summary>
-public sealed record TensorToWrite(string Name, long[] Shape, ReadOnlyMemory<float> Data, DType DType = DType.F32);
+/// <summary>One tensor to write: F32 data stored as F32, F16 or BF16, or (DType I32) the integers in <see cref="Ints"/>.</summary>
+public sealed record TensorToWrite(string Name, long[] Shape, ReadOnlyMemory<float> Data, DType DType = DType.F32)
+{
+    /// <summary>The data of an I32 tensor (sparse index data).</summary>
+    public ReadOnlyMemory<int> Ints { get; init; }
+
+    /// <summary>An I32 tensor to write.</summary>
+    public static TensorToWrite Int32(string name, long[] shape, int[] data) => new(name, shape, default, DType.I32) { Ints = data };
+}
 
 /// <summary>
 /// Writes safetensors files: tensors in the order given, 8-byte aligned header (padded with spaces, as the
@@ -23,9 +30,9 @@ public static class SafeTensorsWriter
         foreach (var t in tensors)
         {
             if (t.Name == "__metadata__" || !names.Add(t.Name)) throw new ArgumentException($"tensor name '{t.Name}' is reserved or repeated", nameof(tensors));
-            if (t.DType is not (DType.F32 or DType.F16 or DType.BF16)) throw new ArgumentException($"tensor '{t.Name}': can write F32, F16 or BF16, not {t.DType}", nameof(tensors));
+            if (t.DType is not (DType.F32 or DType.F16 or DType.BF16 or DType.I32)) throw new ArgumentException($"tensor '{t.Name}': can write F32, F16, BF16 or I32, not {t.DType}", nameof(tensors));
             long elements = t.Shape.Aggregate(1L, (a, b) => a * b);
-            if (elements != t.Data.Length) throw new ArgumentException($"tensor '{t.Name}': shape [{string.Join(",", t.Shape)}] has {elements} elements, data has {t.Data.Length}", nameof(tensors));
+            if (elements != (t.DType == DType.I32 ? t.Ints.Length : t.Data.Length)) throw new ArgumentException($"tensor '{t.Name}': shape [{string.Join(",", t.Shape)}] has {elements} elements, data has {t.Data.Length}", nameof(tensors));
             long bytes = elements * SafeTensorsFile.SizeOf(t.DType);
             offsets.Add((offset, offset + bytes));
             offset += bytes;
@@ -45,7 +52,7 @@ public static class SafeTensorsWriter
             {
                 var t = tensors[i];
                 w.WriteStartObject(t.Name);
-                w.WriteString("dtype", t.DType switch { DType.F16 => "F16", DType.BF16 => "BF16", _ => "F32" });
+                w.WriteString("dtype", t.DType switch { DType.F16 => "F16", DType.BF16 => "BF16", DType.I32 => "I32", _ => "F32" });
                 w.WriteStartArray("shape");
                 foreach (long d in t.Shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
@@ -72,6 +79,14 @@ public static class SafeTensorsWriter
 
     static void WriteData(Stream s, TensorToWrite t)
     {
+        if (t.DType == DType.I32)
+        {
+            var ints = t.Ints.Span;
+            var bytes = new byte[4 * ints.Length];
+            for (int j = 0; j < ints.Length; j++) BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(4 * j), ints[j]);
+            s.Write(bytes);
+            return;
+        }
         var src = t.Data.Span;
         const int chunk = 1 << 16;
         var buf = new byte[chunk * 4];

@@ -15,17 +15,25 @@ public interface ITensorSource
     ReadOnlySpan<float> Floats(string name);
 }
 
-/// <summary>The tensors of an open safetensors file (F32 read in place, F16/BF16 converted).</summary>
+/// <summary>
+/// A safetensors file as dense tensors (F32 read in place, F16/BF16 converted): a weight stored sparse
+/// (<see cref="SparseStorage"/>) appears under its own name with its dense shape, expanded (after every
+/// index is checked) when read.
+/// </summary>
 public sealed class SafeTensorsSource(SafeTensorsFile file) : ITensorSource
 {
+    readonly Dictionary<string, StoredLayout> _stored = SparseStorage.Read(file);
+
     /// <inheritdoc/>
     public string Description => file.Path;
+    /// <summary>The weights this file stores sparse, with their formats.</summary>
+    public IReadOnlyDictionary<string, StoredLayout> Stored => _stored;
     /// <inheritdoc/>
-    public bool Contains(string name) => file.Contains(name);
+    public bool Contains(string name) => file.Contains(name) || _stored.ContainsKey(name);
     /// <inheritdoc/>
-    public long[] Shape(string name) => file.Info(name).Shape;
+    public long[] Shape(string name) => _stored.TryGetValue(name, out var l) ? [l.Rows, l.Cols] : file.Info(name).Shape;
     /// <inheritdoc/>
-    public ReadOnlySpan<float> Floats(string name) => file.GetFloats(name);
+    public ReadOnlySpan<float> Floats(string name) => _stored.TryGetValue(name, out var l) ? SparseStorage.Densify(file, name, l) : file.GetFloats(name);
 }
 
 /// <summary>

@@ -6,6 +6,11 @@ namespace VitSparse.Runtime.Models;
 /// </summary>
 public static class VitLayout
 {
+    /// <summary>Whether a tensor name is the weight of a linear layer (the ones a sparse format may store).</summary>
+    public static bool IsLinearWeight(string name) => name == "patch_embed.proj.weight" || name == "head.weight" || name == "head_dist.weight" ||
+        (name.StartsWith("blocks.", StringComparison.Ordinal) && (name.EndsWith(".attn.qkv.weight", StringComparison.Ordinal) || name.EndsWith(".attn.proj.weight", StringComparison.Ordinal)
+            || name.EndsWith(".mlp.fc1.weight", StringComparison.Ordinal) || name.EndsWith(".mlp.fc2.weight", StringComparison.Ordinal)));
+
     /// <summary>Every tensor the config needs, by timm name, with its shape.</summary>
     public static Dictionary<string, long[]> ExpectedShapes(VitConfig c)
     {

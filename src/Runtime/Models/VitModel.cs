@@ -25,13 +25,17 @@ public sealed record LoadOptions
     public SimdWidth Simd { get; init; }
     /// <summary>Receives warnings (NaN/Inf under <see cref="NonFinitePolicy.Warn"/>).</summary>
     public Action<string>? Warn { get; init; }
+    /// <summary>How linear layers with zeros (or stored sparse) run: per-layer choice by default.</summary>
+    public SparseMode Sparse { get; init; } = SparseMode.Auto;
+    /// <summary>Relative kernel costs for <see cref="SparseMode.Auto"/>; default: the measured ones.</summary>
+    public SparseCostModel? CostModel { get; init; }
 }
 
 /// <summary>One pre-norm transformer block with its weights packed for the kernels.</summary>
 internal sealed class VitBlock
 {
     public required float[] Norm1W, Norm1B, Norm2W, Norm2B;
-    public required PackedLinear Qkv, Proj, Fc1, Fc2;
+    public required ILinear Qkv, Proj, Fc1, Fc2;
     public required HeadLayout Heads;
     public required float Scale;
 }
@@ -46,15 +50,18 @@ public sealed class VitModel
     public VitConfig Config { get; }
     /// <summary>Where the weights came from (file path or seeded).</summary>
     public string Source { get; }
-    internal PackedLinear PatchEmbed { get; }
+    internal ILinear PatchEmbed { get; }
     internal float[] ClsToken { get; }
     internal float[]? DistToken { get; }
     internal float[] PosEmbed { get; }
     internal VitBlock[] Blocks { get; }
     internal float[] NormW { get; }
     internal float[] NormB { get; }
-    internal PackedLinear Head { get; }
-    internal PackedLinear? HeadDist { get; }
+    internal ILinear Head { get; }
+    internal ILinear? HeadDist { get; }
+    /// <summary>Each linear layer's format, density and kernel MACs, in execution order.</summary>
+    public IReadOnlyList<LayerFormat> LinearLayers => _linearLayers;
+    readonly List<LayerFormat> _linearLayers = [];
     internal SimdWidth Simd { get; }
 
     VitModel(ITensorSource src, VitConfig config, LoadOptions o)
@@ -64,15 +71,27 @@ public sealed class VitModel
         Source = src.Description;
         Simd = o.Simd;
         var expected = VitLayout.ExpectedShapes(config);
+        var stored = (src as SafeTensorsSource)?.Stored ?? new Dictionary<string, StoredLayout>();
+        foreach (var name in stored.Keys)
+            if (!VitLayout.IsLinearWeight(name) || !expected.ContainsKey(name))
+                throw new ModelException($"{src.Description}: sparse tensors for '{name}', which is not a linear weight of the architecture '{config.Name}'", name);
         foreach (var (name, shape) in expected)
         {
             if (!src.Contains(name)) throw new ModelException($"{src.Description}: missing tensor '{name}' (architecture '{config.Name}')", name);
             var actual = src.Shape(name);
+            // A weight stored sparse has its matrix shape: a conv patch embedding flattened to [out, in·p·p].
+            if (stored.ContainsKey(name) && actual.Length == 2 && actual[0] == shape[0] && actual[1] == shape.Skip(1).Aggregate(1L, (a, b) => a * b)) continue;
             if (!actual.SequenceEqual(shape))
                 throw new ModelException($"{src.Description}: tensor '{name}' has shape [{string.Join(",", actual)}], but the architecture '{config.Name}' needs [{string.Join(",", shape)}]", name);
         }
         float[] Vec(string name) => Checked(src, name, o).ToArray();
-        PackedLinear Lin(string prefix, int n, int k) => PackedLinear.Pack(Checked(src, prefix + ".weight", o), n, k, Checked(src, prefix + ".bias", o), o.Simd);
+        ILinear Lin(string prefix, int n, int k)
+        {
+            var (linear, format) = LinearFormats.Build(prefix, Checked(src, prefix + ".weight", o), n, k, Checked(src, prefix + ".bias", o),
+                o.Sparse, o.Simd, o.CostModel, stored.GetValueOrDefault(prefix + ".weight"));
+            _linearLayers.Add(format);
+            return linear;
+        }
 
         int e = config.EmbedDim;
         PatchEmbed = Lin("patch_embed.proj", e, config.PatchDim);
@@ -119,6 +138,23 @@ public sealed class VitModel
     /// <summary>Loads and packs the tensors of any source for <paramref name="config"/>.</summary>
     public static VitModel FromSource(ITensorSource src, VitConfig config, LoadOptions? options = null) => new(src, config, options ?? new LoadOptions());
 
+    /// <summary>MACs per image as this model runs them: <see cref="ModelStats.Macs"/> with each linear layer's kernel MACs (kept weights for sparse layers).</summary>
+    public long KernelMacs()
+    {
+        var c = Config;
+        long saved = 0;
+        foreach (var l in _linearLayers)
+        {
+            long rows = l.Layer.StartsWith("patch_embed", StringComparison.Ordinal) ? c.PatchTokens : l.Layer.StartsWith("head", StringComparison.Ordinal) ? 1 : c.Tokens;
+            saved += rows * ((long)l.N * l.K - l.KernelMacsPerRow);
+        }
+        return ModelStats.Macs(c) - saved;
+    }
+
+    /// <summary>The sparse layouts of this model's layers as loaded, for <see cref="Save"/> to keep them.</summary>
+    public IReadOnlyDictionary<string, StoredLayout> SparseLayouts() => _linearLayers.Where(l => l.Format != WeightFormat.Dense)
+        .ToDictionary(l => l.Layer + ".weight", l => new StoredLayout(l.Format, l.BlockHeight, l.BlockWidth, l.N, l.K, l.Density));
+
     /// <summary>
     /// Loads a safetensors checkpoint: our compact format (config in metadata) or a plain timm DeiT, whose
     /// config is inferred from tensor shapes (with <see cref="LoadOptions.Arch"/> supplying head counts).
@@ -146,19 +182,39 @@ public sealed class VitModel
     /// Writes the model's config and the given tensors as our compact safetensors, with the class names
     /// (one per output) when given, so a pruned model still prints them, and any further string metadata.
     /// </summary>
+    /// <param name="path">the file to write (atomically).</param>
+    /// <param name="config">the architecture, written as metadata.</param>
+    /// <param name="src">where the tensors come from.</param>
+    /// <param name="dtype">F32, F16 or BF16 for the float tensors.</param>
+    /// <param name="classNames">one name per class, or null.</param>
+    /// <param name="metadata">further string metadata to keep.</param>
+    /// <param name="sparse">linear weights to store sparse (format and block shape per weight name); the rest are dense.</param>
     public static void Save(string path, VitConfig config, ITensorSource src, DType dtype = DType.F32, string[]? classNames = null,
-        IReadOnlyDictionary<string, string>? metadata = null)
+        IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, StoredLayout>? sparse = null)
     {
         if (classNames != null && classNames.Length != config.NumClasses)
             throw new InputException(nameof(classNames), $"{classNames.Length} names for a model with {config.NumClasses} classes");
-        var tensors = VitLayout.ExpectedShapes(config.Validate())
-            .Select(kv => new TensorToWrite(kv.Key, kv.Value, src.Floats(kv.Key).ToArray(), dtype)).ToList();
+        var tensors = new List<TensorToWrite>();
+        var layouts = new Dictionary<string, StoredLayout>(StringComparer.Ordinal);
+        foreach (var (name, shape) in VitLayout.ExpectedShapes(config.Validate()))
+        {
+            if (sparse != null && sparse.TryGetValue(name, out var l) && l.Format != WeightFormat.Dense)
+            {
+                if (!VitLayout.IsLinearWeight(name)) throw new InputException(nameof(sparse), $"'{name}' is not a linear weight");
+                int rows = (int)shape[0], cols = (int)(shape.Aggregate(1L, (a, b) => a * b) / rows);
+                var (encoded, layout) = SparseStorage.Encode(name, src.Floats(name), rows, cols, l.Format, l.BlockHeight, l.BlockWidth, dtype);
+                tensors.AddRange(encoded);
+                layouts[name] = layout;
+            }
+            else tensors.Add(new TensorToWrite(name, shape, src.Floats(name).ToArray(), dtype));
+        }
         var all = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             [VitConfig.MetadataKey] = config.ToJson(),
             ["format"] = "pt",
             ["producer"] = "vitsparse",
         };
+        if (layouts.Count > 0) all[SparseStorage.MetadataKey] = SparseStorage.ToJson(layouts);
         if (classNames != null) all[ClassNames.MetadataKey] = ClassNames.ToJson(classNames);
         SafeTensorsWriter.Write(path, tensors, all);
     }

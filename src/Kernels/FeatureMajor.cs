@@ -1,0 +1,141 @@
+using System.Runtime.CompilerServices;
+
+namespace VitSparse.Kernels;
+
+/// <summary>
+/// The token-contiguous ("feature-major") layout the sparse kernels run on (anchors.md §0.3, XNNPACK's
+/// spmm): Xᵀ[K][Mpad], so a kept weight is broadcast once and multiplies a whole vector of tokens. X is
+/// transposed once per layer call into the caller's shared scratch; results leave the registers as
+/// Yᵀ tiles of 8 output rows, get bias and GELU there (one bias per row = one broadcast), and are written
+/// back transposed into Y[M][N] with the same epilogues as the dense path.
+/// </summary>
+internal static unsafe class FeatureMajor
+{
+    /// <summary>Output rows per register tile, and the row granularity of the sparse weight layouts.</summary>
+    public const int Rows = 8;
+    /// <summary>Tokens of Xᵀ that one transpose item handles (a cache line of floats).</summary>
+    const int TransposeTokens = 16;
+
+    /// <summary>Tokens padded to whole 16-float lines, so every vector width loads whole vectors.</summary>
+    public static int PaddedTokens(int m) => (m + TransposeTokens - 1) / TransposeTokens * TransposeTokens;
+
+    /// <summary>
+    /// Fills xt[kPad][mPad] with Xᵀ: tokens past m and features past k are zero, so padded weights and
+    /// padded tokens multiply finite numbers. Parallel over 16-token columns; each item owns its columns.
+    /// </summary>
+    public static void Transpose(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team) =>
+        team.For(mPad / TransposeTokens, new TransposeBody(x, m, ldx, k, xt, kPad, mPad));
+
+    readonly struct TransposeBody(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad) : IRangeBody
+    {
+        public void Run(int start, int end, int worker)
+        {
+            for (int item = start; item < end; item++)
+            {
+                int t0 = item * TransposeTokens, tokens = Math.Min(TransposeTokens, m - t0);
+                float* dst = xt + t0;
+                // 16 source rows are read side by side, so each stays in L1 while kk walks along it.
+                for (int kk = 0; kk < k; kk++, dst += mPad)
+                {
+                    float* src = x + (long)t0 * ldx + kk;
+                    int j = 0;
+                    for (; j < tokens; j++) dst[j] = src[(long)j * ldx];
+                    for (; j < TransposeTokens; j++) dst[j] = 0f;
+                }
+                for (int kk = k; kk < kPad; kk++, dst += mPad)
+                    new Span<float>(dst, TransposeTokens).Clear();
+            }
+        }
+    }
+
+    /// <summary>Tokens per panel of the paneled Xᵀ layout (one 512-bit vector).</summary>
+    public const int Panel = 16;
+
+    /// <summary>
+    /// Fills xt with Xᵀ in panels of 16 tokens, [mPad/16][kPad][16]: a register tile walking down K reads
+    /// one contiguous stream per token vector (sequential lines the prefetchers follow), instead of one
+    /// line per row of a row-major Xᵀ. Padding is zero as in <see cref="Transpose"/>.
+    /// </summary>
+    public static void TransposeToPanels(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team) =>
+        team.For(mPad / Panel, new PanelBody(x, m, ldx, k, xt, kPad));
+
+    /// <summary>Where token t's value of feature 0 lives in the paneled layout; feature kk is kk·16 floats further.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float* PanelToken(float* xt, int kPad, int t) => xt + (long)(t / Panel) * kPad * Panel + t % Panel;
+
+    readonly struct PanelBody(float* x, int m, int ldx, int k, float* xt, int kPad) : IRangeBody
+    {
+        public void Run(int start, int end, int worker)
+        {
+            for (int item = start; item < end; item++)
+            {
+                int t0 = item * Panel, tokens = Math.Min(Panel, m - t0);
+                float* dst = xt + (long)item * kPad * Panel;
+                for (int kk = 0; kk < k; kk++, dst += Panel)
+                {
+                    float* src = x + (long)t0 * ldx + kk;
+                    int j = 0;
+                    for (; j < tokens; j++) dst[j] = src[(long)j * ldx];
+                    for (; j < Panel; j++) dst[j] = 0f;
+                }
+                new Span<float>(dst, (kPad - k) * Panel).Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Bias (one per row: a broadcast) and GELU over a raw Yᵀ tile of rows × vecs vectors, in place. Kept
+    /// apart from the kernels' loops: inlined there, its register pressure made the JIT spill accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void FinishTile<TOps, TV>(float* tile, int tileStride, int rows, int vecs, float* bias, Epilogue ep) where TOps : struct, IVec<TV> where TV : struct
+    {
+        int vc = TOps.Count;
+        for (int r = 0; r < rows; r++)
+        {
+            TV b = TOps.Broadcast(bias[r]);
+            for (int v = 0; v < vecs; v++)
+            {
+                ref float t = ref *(tile + r * tileStride + v * vc);
+                TV x = TOps.Add(TOps.Load(ref t), b);
+                if (ep == Epilogue.BiasGelu) x = Gelu.Apply<TOps, TV>(x);
+                TOps.Store(ref t, x);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes a finished Yᵀ tile (rows × tokens, row stride tileStride) into Y[m0.., n0..] transposed:
+    /// token j's rows land as `rows` contiguous floats of Y's row j, stored or added (residual).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WriteOut(float* tile, int tileStride, int rows, int tokens, float* y, int ldy, Epilogue ep)
+    {
+        if (ep == Epilogue.BiasAccumulate)
+        {
+            for (int j = 0; j < tokens; j++, y += ldy)
+                for (int r = 0; r < rows; r++) y[r] += tile[r * tileStride + j];
+        }
+        else
+        {
+            for (int j = 0; j < tokens; j++, y += ldy)
+                for (int r = 0; r < rows; r++) y[r] = tile[r * tileStride + j];
+        }
+    }
+
+    /// <summary>The checks every Forward makes before touching memory (the same as the dense path's).</summary>
+    public static void CheckArguments(int n, int k, ReadOnlySpan<float> x, int m, int ldx, Span<float> y, int ldy)
+    {
+        if (ldx < k) throw new ArgumentOutOfRangeException(nameof(ldx), ldx, $"row stride must be at least K={k}");
+        if (ldy < n) throw new ArgumentOutOfRangeException(nameof(ldy), ldy, $"row stride must be at least N={n}");
+        if (x.Length < (long)(m - 1) * ldx + k) throw new ArgumentException($"x holds {x.Length} floats, needs {m} rows of stride {ldx}", nameof(x));
+        if (y.Length < (long)(m - 1) * ldy + n) throw new ArgumentException($"y holds {y.Length} floats, needs {m} rows of stride {ldy}", nameof(y));
+    }
+
+    /// <summary>Floats of the shared Xᵀ buffer, refused (not wrapped) past one array.</summary>
+    public static int TransposedLength(int kPad, int mPad)
+    {
+        long len = (long)kPad * mPad;
+        return len <= Array.MaxLength ? (int)len : throw new ArgumentException($"a transposed input of {kPad}×{mPad} floats does not fit one array; run fewer images at a time");
+    }
+}

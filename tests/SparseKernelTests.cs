@@ -1,0 +1,163 @@
+using VitSparse.Kernels;
+using Xunit;
+
+namespace VitSparse.Tests;
+
+/// <summary>
+/// The sparse kernels against the dense layer holding the same zeros: every block shape (edge blocks on
+/// ragged widths included), M = 1, every vector width, every epilogue, and the same bits for any team size.
+/// </summary>
+[Trait("Category", "Kernels")]
+public class SparseKernelTests
+{
+    public static readonly (int H, int W)[] BlockShapes = [(8, 8), (16, 16), (32, 32), (32, 64), (64, 32), (16, 4), (3, 5)];
+    static readonly (int M, int N, int K)[] Shapes = [(1, 307, 1228), (197, 1228, 307), (197, 150, 307), (7, 13, 5), (65, 96, 130), (2, 1, 1)];
+
+    public static TheoryData<SimdWidth, int, int> BsrCases()
+    {
+        var d = new TheoryData<SimdWidth, int, int>();
+        foreach (var w in KernelTests.Widths)
+            foreach (var (h, bw) in BlockShapes) d.Add(w, h, bw);
+        return d;
+    }
+
+    /// <summary>W with whole bh×bw blocks zeroed at random (about <paramref name="keep"/> kept).</summary>
+    internal static float[] BlockMasked(int n, int k, int bh, int bw, double keep, int seed)
+    {
+        var w = Fixtures.Random(n * k, seed, 1f / MathF.Sqrt(k));
+        var r = new Random(seed + 1);
+        int blockRows = (n + bh - 1) / bh, blockCols = (k + bw - 1) / bw;
+        for (int br = 0; br < blockRows; br++)
+            for (int bc = 0; bc < blockCols; bc++)
+                if (r.NextDouble() >= keep)
+                    for (int i = br * bh; i < Math.Min(n, br * bh + bh); i++)
+                        w.AsSpan(i * k + bc * bw, Math.Min(bw, k - bc * bw)).Clear();
+        return w;
+    }
+
+    internal static float[] Masked(int n, int k, double keep, int seed)
+    {
+        var w = Fixtures.Random(n * k, seed, 1f / MathF.Sqrt(k));
+        var r = new Random(seed + 1);
+        for (int i = 0; i < w.Length; i++) if (r.NextDouble() >= keep) w[i] = 0f;
+        return w;
+    }
+
+    static void SameAsDense(ILinear sparse, float[] w, int m, int n, int k, SimdWidth width, string what)
+    {
+        var dense = PackedLinear.Pack(w, n, k, Fixtures.Random(n, n + 3), width);
+        var x = Fixtures.Random(m * k, m + k);
+        using var team = new ThreadTeam(2);
+        foreach (var ep in new[] { Epilogue.Bias, Epilogue.BiasGelu, Epilogue.BiasAccumulate })
+        {
+            var expected = Fixtures.Random(m * n, 9);
+            var actual = expected.ToArray();
+            dense.Forward(x, m, k, expected, n, ep, team);
+            sparse.Forward(x, m, k, actual, n, ep, team);
+            Fixtures.AssertClose(expected, actual, 1e-5, $"{what} {m}×{n}×{k} {ep}");
+        }
+    }
+
+    [Theory, MemberData(nameof(BsrCases))]
+    public void Bsr_equals_the_dense_layer_with_the_same_zeros(SimdWidth width, int bh, int bw)
+    {
+        foreach (var (m, n, k) in Shapes)
+            foreach (double keep in new[] { 1.0, 0.5, 0.1 })
+            {
+                var w = BlockMasked(n, k, bh, bw, keep, n + k + bh);
+                var bsr = BsrLinear.FromDense(w, n, k, bh, bw, Fixtures.Random(n, n + 3), width);
+                SameAsDense(bsr, w, m, n, k, width, $"bsr {bh}×{bw} keep {keep}");
+            }
+    }
+
+    [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
+    public void Unstructured_equals_the_dense_layer_with_the_same_zeros(SimdWidth width)
+    {
+        foreach (var (m, n, k) in Shapes)
+            foreach (double keep in new[] { 1.0, 0.5, 0.1, 0.0 })
+            {
+                var w = Masked(n, k, keep, n + k);
+                var csr = CsrLinear.FromDense(w, n, k, Fixtures.Random(n, n + 3), width);
+                SameAsDense(csr, w, m, n, k, width, $"csr keep {keep}");
+            }
+    }
+
+    [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
+    public void Sparse_kernels_are_bit_identical_for_any_thread_count(SimdWidth width)
+    {
+        const int m = 300, n = 700, k = 1000;
+        var x = Fixtures.Random(m * k, 5);
+        var layers = new ILinear[]
+        {
+            BsrLinear.FromDense(BlockMasked(n, k, 32, 32, 0.5, 1), n, k, 32, 32, Fixtures.Random(n, 7), width),
+            BsrLinear.FromDense(BlockMasked(n, k, 16, 4, 0.5, 2), n, k, 16, 4, Fixtures.Random(n, 7), width),
+            CsrLinear.FromDense(Masked(n, k, 0.3, 3), n, k, Fixtures.Random(n, 7), width),
+        };
+        foreach (var layer in layers)
+        {
+            var one = new float[m * n];
+            layer.Forward(x, m, k, one, n, Epilogue.BiasGelu, ThreadTeam.Single);
+            foreach (int threads in new[] { 2, 3 })
+            {
+                var y = new float[m * n];
+                using var team = new ThreadTeam(threads);
+                layer.Forward(x, m, k, y, n, Epilogue.BiasGelu, team);
+                Assert.True(one.AsSpan().SequenceEqual(y), $"{layer.GetType().Name}: {threads} threads differ from 1");
+            }
+        }
+    }
+
+    [Fact]
+    public void Sparse_kernels_honour_row_strides_and_leave_other_columns_alone()
+    {
+        int m = 19, n = 21, k = 40, ldx = 43, ldy = 30;
+        var x = Fixtures.Random(m * ldx, 5);
+        var w = BlockMasked(n, k, 8, 8, 0.6, 4);
+        var xDense = new float[m * k];
+        for (int i = 0; i < m; i++) x.AsSpan(i * ldx, k).CopyTo(xDense.AsSpan(i * k));
+        var expected = new float[m * n];
+        PackedLinear.Pack(w, n, k, []).Forward(xDense, m, k, expected, n, Epilogue.Bias, ThreadTeam.Single);
+        foreach (ILinear layer in new ILinear[] { BsrLinear.FromDense(w, n, k, 8, 8, []), CsrLinear.FromDense(w, n, k, []) })
+        {
+            var y = Enumerable.Repeat(123f, m * ldy).ToArray();
+            layer.Forward(x, m, ldx, y, ldy, Epilogue.Bias, new ThreadTeam(3));
+            for (int i = 0; i < m; i++)
+            {
+                Fixtures.AssertClose(expected.AsSpan(i * n, n), y.AsSpan(i * ldy, n), 1e-5, $"{layer.GetType().Name} row {i}");
+                for (int j = n; j < ldy; j++) Assert.Equal(123f, y[i * ldy + j]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Bsr_refuses_inconsistent_index_data()
+    {
+        // 20×24 in 8×8 blocks: 3 block rows, 3 block columns.
+        float[] Vals(int blocks) => new float[blocks * 64];
+        void Bad(string expected, Func<object> make) => Assert.Contains(expected, Assert.ThrowsAny<ArgumentException>(make).Message);
+        Bad("must be positive", () => BsrLinear.FromBlocks([], [], [0, 0, 0, 0], 20, 24, 0, 8, []));
+        Bad("must be positive", () => BsrLinear.FromBlocks([], [], [0, 0, 0, 0], 20, 24, 8, -8, []));
+        Bad("outside [0, 3)", () => BsrLinear.FromBlocks(Vals(1), [3], [0, 1, 1, 1], 20, 24, 8, 8, []));
+        Bad("outside [0, 3)", () => BsrLinear.FromBlocks(Vals(1), [-1], [0, 1, 1, 1], 20, 24, 8, 8, []));
+        Bad("unsorted", () => BsrLinear.FromBlocks(Vals(2), [2, 1], [0, 2, 2, 2], 20, 24, 8, 8, []));
+        Bad("duplicated", () => BsrLinear.FromBlocks(Vals(2), [1, 1], [0, 2, 2, 2], 20, 24, 8, 8, []));
+        Bad("decrease", () => BsrLinear.FromBlocks(Vals(2), [1, 2], [0, 2, 1, 2], 20, 24, 8, 8, []));
+        Bad("expected 4", () => BsrLinear.FromBlocks(Vals(1), [1], [0, 1, 1], 20, 24, 8, 8, []));
+        Bad("start at", () => BsrLinear.FromBlocks(Vals(1), [1], [1, 1, 1, 1], 20, 24, 8, 8, []));
+        Bad("end at", () => BsrLinear.FromBlocks(Vals(2), [1, 2], [0, 1, 1, 1], 20, 24, 8, 8, []));
+        Bad("expected 2 blocks", () => BsrLinear.FromBlocks(Vals(1), [1, 2], [0, 2, 2, 2], 20, 24, 8, 8, []));
+    }
+
+    [Fact]
+    public void Csr_refuses_inconsistent_index_data()
+    {
+        void Bad(string expected, Func<object> make) => Assert.Contains(expected, Assert.ThrowsAny<ArgumentException>(make).Message);
+        Bad("outside [0, 4)", () => CsrLinear.FromCsr([1f], [4], [0, 1, 1], 2, 4, []));
+        Bad("unsorted", () => CsrLinear.FromCsr([1f, 1f], [2, 1], [0, 2, 2], 2, 4, []));
+        Bad("duplicated", () => CsrLinear.FromCsr([1f, 1f], [1, 1], [0, 2, 2], 2, 4, []));
+        Bad("decrease", () => CsrLinear.FromCsr([1f, 1f], [1, 2], [0, 2, 1], 2, 4, []));
+        Bad("expected 3", () => CsrLinear.FromCsr([1f], [1], [0, 1], 2, 4, []));
+        Bad("one per column index", () => CsrLinear.FromCsr([1f, 2f], [1], [0, 1, 1], 2, 4, []));
+        Bad("16-bit", () => CsrLinear.FromCsr([], [], [0, 0], 1, CsrLinear.MaxK + 1, []));
+    }
+}
