@@ -42,8 +42,14 @@ public sealed unsafe class DeitBackprop
         Gradients = ParameterSet.Zeros(_c);
         Capacity = capacity;
         _team = team;
-        int t = _c.Tokens, e = _c.EmbedDim, bt = checked(capacity * t), k = _c.NumClasses;
+        int t = _c.Tokens, e = _c.EmbedDim, k = _c.NumClasses;
         int maxQkv = _c.Blocks.Max(b => b.QkvRows), maxV = _c.Blocks.Max(b => b.VTotal), maxHidden = _c.Blocks.Max(b => b.MlpHidden);
+        // Each buffer is one .NET array; refuse a batch whose widest one would not fit, before allocating.
+        long perImage = Math.Max((long)t * Math.Max(Math.Max(e, maxQkv), Math.Max(maxV, maxHidden)),
+            Math.Max((long)_c.Blocks.Max(b => b.Heads) * t * t, (long)_c.PatchTokens * _c.PatchDim));
+        if (capacity > Array.MaxLength / perImage)
+            throw new InputException("batch", $"{capacity} images of model '{_c.Name}' need more than {Array.MaxLength} floats in one activation; use at most {Array.MaxLength / perImage}");
+        int bt = capacity * t;
         _attention = _c.Blocks.Select(b => new AttentionGrad(t, b.QkWidths, b.VWidths, b.AttnScale, team.Threads)).ToArray();
         _tapes = _c.Blocks.Select((b, i) => new BlockTape(bt, e, b.QkvRows, b.VTotal, b.MlpHidden, _attention[i].ProbabilityFloats(capacity))).ToArray();
         _stream = Enumerable.Range(0, _c.Depth + 1).Select(_ => Buf(bt * e)).ToArray();
