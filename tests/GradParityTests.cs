@@ -105,6 +105,27 @@ public class GradParityTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_steady_state_step_allocates_nothing()
+    {
+        using var f = Load("distilled");
+        var bp = new DeitBackprop(f.Weights, f.Batch, ThreadTeam.Single);
+        var loss = f.Loss("kl");
+        var logits = new float[f.Batch * 5];
+        var dLogits = new float[logits.Length];
+        void Step()
+        {
+            bp.Forward(f.Images, f.Batch, logits);
+            loss.Evaluate(logits, f.Batch, 5, f.Labels, f.Teacher, dLogits);
+            bp.Backward(dLogits);
+        }
+        Step();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Step();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(0, allocated);
+    }
+
+    [Fact]
     public void The_parity_check_notices_a_wrong_gradient()
     {
         // The squared-logits gradients are not the cross-entropy ones: the comparison must see that.

@@ -15,11 +15,26 @@ public sealed unsafe class DeitBackprop
     /// <summary>What one block's forward pass keeps: its input, both norms, qkv, attention maps, FFN pre-activation.</summary>
     sealed class BlockTape(int bt, int e, int qkvRows, int vTotal, int hidden, long probabilities)
     {
+        // Widths kept as plain ints: BlockConfig computes its sums on every read.
+        public readonly int QkvRows = qkvRows, VTotal = vTotal, Hidden = hidden;
         public readonly float[] H1 = Buf(bt * e), Mean1 = Buf(bt), Rstd1 = Buf(bt), Qkv = Buf(bt * qkvRows), P = Buf(probabilities),
             A = Buf(bt * vTotal), Mid = Buf(bt * e), H2 = Buf(bt * e), Mean2 = Buf(bt), Rstd2 = Buf(bt), U = Buf(bt * hidden), G = Buf(bt * hidden);
     }
 
+    /// <summary>A block's tensor names, built once so a step does not format strings.</summary>
+    sealed record BlockNames(string Norm1W, string Norm1B, string QkvW, string QkvB, string ProjW, string ProjB,
+        string Norm2W, string Norm2B, string Fc1W, string Fc1B, string Fc2W, string Fc2B)
+    {
+        public static BlockNames Of(int i)
+        {
+            string p = $"blocks.{i}.";
+            return new(p + "norm1.weight", p + "norm1.bias", p + "attn.qkv.weight", p + "attn.qkv.bias", p + "attn.proj.weight", p + "attn.proj.bias",
+                p + "norm2.weight", p + "norm2.bias", p + "mlp.fc1.weight", p + "mlp.fc1.bias", p + "mlp.fc2.weight", p + "mlp.fc2.bias");
+        }
+    }
+
     readonly VitConfig _c;
+    readonly BlockNames[] _names;
     readonly ThreadTeam _team;
     readonly AttentionGrad[] _attention;
     readonly BlockTape[] _tapes;
@@ -50,6 +65,7 @@ public sealed unsafe class DeitBackprop
         if (capacity > Array.MaxLength / perImage)
             throw new InputException("batch", $"{capacity} images of model '{_c.Name}' need more than {Array.MaxLength} floats in one activation; use at most {Array.MaxLength / perImage}");
         int bt = capacity * t;
+        _names = Enumerable.Range(0, _c.Depth).Select(BlockNames.Of).ToArray();
         _attention = _c.Blocks.Select(b => new AttentionGrad(t, b.QkWidths, b.VWidths, b.AttnScale, team.Threads)).ToArray();
         _tapes = _c.Blocks.Select((b, i) => new BlockTape(bt, e, b.QkvRows, b.VTotal, b.MlpHidden, _attention[i].ProbabilityFloats(capacity))).ToArray();
         _stream = Enumerable.Range(0, _c.Depth + 1).Select(_ => Buf(bt * e)).ToArray();
@@ -111,20 +127,19 @@ public sealed unsafe class DeitBackprop
 
     void BlockForward(int i, int batch)
     {
-        var blk = _c.Blocks[i];
         var tape = _tapes[i];
-        string p = $"blocks.{i}.";
+        var n = _names[i];
         int e = _c.EmbedDim, bt = batch * _c.Tokens;
         float* x = P(_stream[i]), mid = P(tape.Mid), y = P(_stream[i + 1]);
-        NormGrad.Forward(x, bt, e, W(p + "norm1.weight"), W(p + "norm1.bias"), _c.LayerNormEps, P(tape.H1), P(tape.Mean1), P(tape.Rstd1), _team);
-        DenseLinear.Forward(P(tape.H1), bt, e, W(p + "attn.qkv.weight"), W(p + "attn.qkv.bias"), blk.QkvRows, P(tape.Qkv), _team);
+        NormGrad.Forward(x, bt, e, W(n.Norm1W), W(n.Norm1B), _c.LayerNormEps, P(tape.H1), P(tape.Mean1), P(tape.Rstd1), _team);
+        DenseLinear.Forward(P(tape.H1), bt, e, W(n.QkvW), W(n.QkvB), tape.QkvRows, P(tape.Qkv), _team);
         _attention[i].Forward(P(tape.Qkv), batch, P(tape.P), P(tape.A), _team);
-        DenseLinear.Forward(P(tape.A), bt, blk.VTotal, W(p + "attn.proj.weight"), W(p + "attn.proj.bias"), e, mid, _team);
+        DenseLinear.Forward(P(tape.A), bt, tape.VTotal, W(n.ProjW), W(n.ProjB), e, mid, _team);
         AddInPlace(mid, x, (long)bt * e);
-        NormGrad.Forward(mid, bt, e, W(p + "norm2.weight"), W(p + "norm2.bias"), _c.LayerNormEps, P(tape.H2), P(tape.Mean2), P(tape.Rstd2), _team);
-        DenseLinear.Forward(P(tape.H2), bt, e, W(p + "mlp.fc1.weight"), W(p + "mlp.fc1.bias"), blk.MlpHidden, P(tape.U), _team);
-        GeluGrad.Forward(P(tape.U), P(tape.G), (long)bt * blk.MlpHidden);
-        DenseLinear.Forward(P(tape.G), bt, blk.MlpHidden, W(p + "mlp.fc2.weight"), W(p + "mlp.fc2.bias"), e, y, _team);
+        NormGrad.Forward(mid, bt, e, W(n.Norm2W), W(n.Norm2B), _c.LayerNormEps, P(tape.H2), P(tape.Mean2), P(tape.Rstd2), _team);
+        DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), _team);
+        GeluGrad.Forward(P(tape.U), P(tape.G), (long)bt * tape.Hidden);
+        DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, _team);
         AddInPlace(y, mid, (long)bt * e);
     }
 
@@ -148,8 +163,8 @@ public sealed unsafe class DeitBackprop
         for (int i = 0; i < batch * k; i++) _dHead[i] = dLogits[i] * headShare;
         var dFinal = _dH; // gradient at the final norm's output, zero except prefix rows
         dFinal.AsSpan(0, bt * e).Clear();
-        HeadBackward("head", _clsRows, 0, batch);
-        if (_c.Distilled) HeadBackward("head_dist", _distRows, 1, batch);
+        HeadBackward(_clsRows, 0, batch);
+        if (_c.Distilled) HeadBackward(_distRows, 1, batch);
 
         _d.AsSpan(0, bt * e).Clear();
         NormGrad.Backward(P(dFinal), P(_stream[_c.Depth]), bt, e, W("norm.weight"), P(_finalMean), P(_finalRstd), P(_d), G("norm.weight"), G("norm.bias"), _team);
@@ -175,34 +190,34 @@ public sealed unsafe class DeitBackprop
         DenseLinear.BackwardWeights(P(_dRows), batch * _c.PatchTokens, e, P(_patches), _c.PatchDim, G("patch_embed.proj.weight"), G("patch_embed.proj.bias"), _team);
     }
 
-    void HeadBackward(string head, float[] rows, int token, int batch)
+    void HeadBackward(float[] rows, int token, int batch)
     {
         int t = _c.Tokens, e = _c.EmbedDim, k = _c.NumClasses;
-        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(rows), e, G(head + ".weight"), G(head + ".bias"), _team);
-        DenseLinear.BackwardInput(P(_dHead), batch, k, W(head + ".weight"), e, P(_dPrefix), _team);
+        string weight = token == 0 ? "head.weight" : "head_dist.weight", bias = token == 0 ? "head.bias" : "head_dist.bias";
+        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(rows), e, G(weight), G(bias), _team);
+        DenseLinear.BackwardInput(P(_dHead), batch, k, W(weight), e, P(_dPrefix), _team);
         for (int b = 0; b < batch; b++) _dPrefix.AsSpan(b * e, e).CopyTo(_dH.AsSpan((b * t + token) * e, e));
     }
 
     void BlockBackward(int i, int batch)
     {
-        var blk = _c.Blocks[i];
         var tape = _tapes[i];
-        string p = $"blocks.{i}.";
-        int e = _c.EmbedDim, bt = batch * _c.Tokens, hid = blk.MlpHidden;
+        var n = _names[i];
+        int e = _c.EmbedDim, bt = batch * _c.Tokens, hid = tape.Hidden;
         float* d = P(_d);
         // FFN branch: y = mid + fc2(gelu(fc1(norm2(mid)))).
-        DenseLinear.BackwardWeights(d, bt, e, P(tape.G), hid, G(p + "mlp.fc2.weight"), G(p + "mlp.fc2.bias"), _team);
-        DenseLinear.BackwardInput(d, bt, e, W(p + "mlp.fc2.weight"), hid, P(_dHidden), _team);
+        DenseLinear.BackwardWeights(d, bt, e, P(tape.G), hid, G(n.Fc2W), G(n.Fc2B), _team);
+        DenseLinear.BackwardInput(d, bt, e, W(n.Fc2W), hid, P(_dHidden), _team);
         GeluGrad.Backward(P(tape.U), P(_dHidden), P(_dU), bt, hid, _team);
-        DenseLinear.BackwardWeights(P(_dU), bt, hid, P(tape.H2), e, G(p + "mlp.fc1.weight"), G(p + "mlp.fc1.bias"), _team);
-        DenseLinear.BackwardInput(P(_dU), bt, hid, W(p + "mlp.fc1.weight"), e, P(_dH), _team);
-        NormGrad.Backward(P(_dH), P(tape.Mid), bt, e, W(p + "norm2.weight"), P(tape.Mean2), P(tape.Rstd2), d, G(p + "norm2.weight"), G(p + "norm2.bias"), _team);
+        DenseLinear.BackwardWeights(P(_dU), bt, hid, P(tape.H2), e, G(n.Fc1W), G(n.Fc1B), _team);
+        DenseLinear.BackwardInput(P(_dU), bt, hid, W(n.Fc1W), e, P(_dH), _team);
+        NormGrad.Backward(P(_dH), P(tape.Mid), bt, e, W(n.Norm2W), P(tape.Mean2), P(tape.Rstd2), d, G(n.Norm2W), G(n.Norm2B), _team);
         // Attention branch: mid = x + proj(attn(qkv(norm1(x)))).
-        DenseLinear.BackwardWeights(d, bt, e, P(tape.A), blk.VTotal, G(p + "attn.proj.weight"), G(p + "attn.proj.bias"), _team);
-        DenseLinear.BackwardInput(d, bt, e, W(p + "attn.proj.weight"), blk.VTotal, P(_dA), _team);
+        DenseLinear.BackwardWeights(d, bt, e, P(tape.A), tape.VTotal, G(n.ProjW), G(n.ProjB), _team);
+        DenseLinear.BackwardInput(d, bt, e, W(n.ProjW), tape.VTotal, P(_dA), _team);
         _attention[i].Backward(P(tape.Qkv), P(tape.P), P(_dA), batch, P(_dQkv), _team);
-        DenseLinear.BackwardWeights(P(_dQkv), bt, blk.QkvRows, P(tape.H1), e, G(p + "attn.qkv.weight"), G(p + "attn.qkv.bias"), _team);
-        DenseLinear.BackwardInput(P(_dQkv), bt, blk.QkvRows, W(p + "attn.qkv.weight"), e, P(_dH), _team);
-        NormGrad.Backward(P(_dH), P(_stream[i]), bt, e, W(p + "norm1.weight"), P(tape.Mean1), P(tape.Rstd1), d, G(p + "norm1.weight"), G(p + "norm1.bias"), _team);
+        DenseLinear.BackwardWeights(P(_dQkv), bt, tape.QkvRows, P(tape.H1), e, G(n.QkvW), G(n.QkvB), _team);
+        DenseLinear.BackwardInput(P(_dQkv), bt, tape.QkvRows, W(n.QkvW), e, P(_dH), _team);
+        NormGrad.Backward(P(_dH), P(_stream[i]), bt, e, W(n.Norm1W), P(tape.Mean1), P(tape.Rstd1), d, G(n.Norm1W), G(n.Norm1B), _team);
     }
 }
