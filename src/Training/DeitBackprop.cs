@@ -42,6 +42,8 @@ public sealed unsafe class DeitBackprop
     readonly float[][] _stream;
     readonly float[] _patches, _patchOut, _final, _finalMean, _finalRstd, _clsRows, _distRows, _logitsHead, _logitsDist;
     // Backward scratch, shared by all blocks.
+    // _wT holds one weight transposed while its layer runs forward.
+    readonly float[] _wT;
     readonly float[] _d, _dH, _dQkv, _dA, _dHidden, _dU, _dRows, _dHead, _dPrefix;
     int _batch;
 
@@ -66,6 +68,7 @@ public sealed unsafe class DeitBackprop
             throw new InputException("batch", $"{capacity} images of model '{_c.Name}' need more than {Array.MaxLength} floats in one activation; use at most {Array.MaxLength / perImage}");
         int bt = capacity * t;
         _names = Enumerable.Range(0, _c.Depth).Select(BlockNames.Of).ToArray();
+        _wT = Buf(Math.Max((long)e * Math.Max(_c.PatchDim, k), (long)e * Math.Max(Math.Max(maxQkv, maxV), maxHidden)));
         _attention = _c.Blocks.Select(b => new AttentionGrad(t, b.QkWidths, b.VWidths, b.AttnScale, team.Threads)).ToArray();
         _tapes = _c.Blocks.Select((b, i) => new BlockTape(bt, e, b.QkvRows, b.VTotal, b.MlpHidden, _attention[i].ProbabilityFloats(capacity))).ToArray();
         _stream = Enumerable.Range(0, _c.Depth + 1).Select(_ => Buf(bt * e)).ToArray();
@@ -95,7 +98,7 @@ public sealed unsafe class DeitBackprop
         int t = _c.Tokens, e = _c.EmbedDim, bt = batch * t, k = _c.NumClasses, pre = _c.PrefixTokens;
 
         Patches.Extract(images, batch, _c.InChannels, _c.ImageSize, _c.PatchSize, _patches);
-        DenseLinear.Forward(P(_patches), batch * _c.PatchTokens, _c.PatchDim, W("patch_embed.proj.weight"), W("patch_embed.proj.bias"), e, P(_patchOut), _team);
+        DenseLinear.Forward(P(_patches), batch * _c.PatchTokens, _c.PatchDim, W("patch_embed.proj.weight"), W("patch_embed.proj.bias"), e, P(_patchOut), P(_wT), _team);
         var x0 = _stream[0].AsSpan();
         var pos = Parameters["pos_embed"].AsSpan();
         for (int b = 0; b < batch; b++)
@@ -111,10 +114,10 @@ public sealed unsafe class DeitBackprop
 
         NormGrad.Forward(P(_stream[_c.Depth]), bt, e, W("norm.weight"), W("norm.bias"), _c.LayerNormEps, P(_final), P(_finalMean), P(_finalRstd), _team);
         GatherPrefix(0, _clsRows, batch);
-        DenseLinear.Forward(P(_clsRows), batch, e, W("head.weight"), W("head.bias"), k, P(_logitsHead), _team);
+        DenseLinear.Forward(P(_clsRows), batch, e, W("head.weight"), W("head.bias"), k, P(_logitsHead), P(_wT), _team);
         if (!_c.Distilled) { _logitsHead.AsSpan(0, batch * k).CopyTo(logits); return; }
         GatherPrefix(1, _distRows, batch);
-        DenseLinear.Forward(P(_distRows), batch, e, W("head_dist.weight"), W("head_dist.bias"), k, P(_logitsDist), _team);
+        DenseLinear.Forward(P(_distRows), batch, e, W("head_dist.weight"), W("head_dist.bias"), k, P(_logitsDist), P(_wT), _team);
         // A distilled DeiT's output at inference is the mean of its two heads.
         for (int i = 0; i < batch * k; i++) logits[i] = (_logitsHead[i] + _logitsDist[i]) / 2;
     }
@@ -132,14 +135,14 @@ public sealed unsafe class DeitBackprop
         int e = _c.EmbedDim, bt = batch * _c.Tokens;
         float* x = P(_stream[i]), mid = P(tape.Mid), y = P(_stream[i + 1]);
         NormGrad.Forward(x, bt, e, W(n.Norm1W), W(n.Norm1B), _c.LayerNormEps, P(tape.H1), P(tape.Mean1), P(tape.Rstd1), _team);
-        DenseLinear.Forward(P(tape.H1), bt, e, W(n.QkvW), W(n.QkvB), tape.QkvRows, P(tape.Qkv), _team);
+        DenseLinear.Forward(P(tape.H1), bt, e, W(n.QkvW), W(n.QkvB), tape.QkvRows, P(tape.Qkv), P(_wT), _team);
         _attention[i].Forward(P(tape.Qkv), batch, P(tape.P), P(tape.A), _team);
-        DenseLinear.Forward(P(tape.A), bt, tape.VTotal, W(n.ProjW), W(n.ProjB), e, mid, _team);
+        DenseLinear.Forward(P(tape.A), bt, tape.VTotal, W(n.ProjW), W(n.ProjB), e, mid, P(_wT), _team);
         AddInPlace(mid, x, (long)bt * e);
         NormGrad.Forward(mid, bt, e, W(n.Norm2W), W(n.Norm2B), _c.LayerNormEps, P(tape.H2), P(tape.Mean2), P(tape.Rstd2), _team);
-        DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), _team);
+        DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), P(_wT), _team);
         GeluGrad.Forward(P(tape.U), P(tape.G), (long)bt * tape.Hidden);
-        DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, _team);
+        DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, P(_wT), _team);
         AddInPlace(y, mid, (long)bt * e);
     }
 
