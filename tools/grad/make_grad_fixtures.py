@@ -11,6 +11,9 @@ means and are defined on the model's output logits (for a distilled model, the m
   mse  mean over batch and classes of (logits − teacher)²
   sq   mean over batch and classes of logits²  (LPViT's label-free loss)
 
+adamw.safetensors holds the ragged model's parameters after three torch.optim.AdamW steps (see
+adamw_fixture), for the C# optimizer's parity test.
+
 Run: /usr/bin/python3 tools/grad/make_grad_fixtures.py  (from the repository root)
 """
 import json
@@ -88,5 +91,34 @@ def main():
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 
+
+def adamw_fixture(out_dir):
+    """Three AdamW steps (float64) on the ragged model, with the ce, kl and sq gradients as the steps'
+    gradients, global-norm clipping, and DeiT's parameter groups (no decay on norms, biases, tokens, pos)."""
+    t, _ = st_io.load(os.path.join(out_dir, "ragged.safetensors"))
+    names = list(deit.expected_shapes(MODELS["ragged"]))
+    w = {n: torch.tensor(t[n], dtype=torch.float64, requires_grad=True) for n in names}
+    decay = [w[n] for n in names if n.endswith(".weight") and "norm" not in n]
+    rest = [w[n] for n in names if not (n.endswith(".weight") and "norm" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": ADAMW_WD}, {"params": rest, "weight_decay": 0.0}],
+                            lr=ADAMW_LR[0], betas=(0.9, 0.999), eps=1e-8)
+    for step, kind in enumerate(("ce", "kl", "sq")):
+        for g in opt.param_groups:
+            g["lr"] = ADAMW_LR[step]
+        for n in names:
+            w[n].grad = torch.tensor(t[f"grad.{kind}.{n}"], dtype=torch.float64)
+        torch.nn.utils.clip_grad_norm_(list(w.values()), ADAMW_CLIP)
+        opt.step()
+    out = {n: w[n].detach().numpy().astype(np.float32) for n in names}
+    path = os.path.join(out_dir, "adamw.safetensors")
+    st_io.save(path, out, {"lr": json.dumps(ADAMW_LR), "weight_decay": str(ADAMW_WD), "clip": str(ADAMW_CLIP)})
+    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+
+
+ADAMW_LR = [1e-2, 5e-3, 2e-3]
+ADAMW_WD = 0.05
+ADAMW_CLIP = 0.5
+
 if __name__ == "__main__":
     main()
+    adamw_fixture(os.path.join(HERE, "..", "..", "tests", "fixtures", "grad"))
