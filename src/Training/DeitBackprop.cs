@@ -12,7 +12,7 @@ namespace VitSparse.Training;
 /// </summary>
 public sealed unsafe class DeitBackprop
 {
-    /// <summary>What one block's forward pass keeps: its input, both norms, qkv, attention maps, FFN pre-activation.</summary>
+    /// <summary>What one block's forward pass keeps (its input is the residual stream): both norms, qkv, attention maps, attention output, the mid-block stream, FFN pre- and post-activation.</summary>
     sealed class BlockTape(int bt, int e, int qkvRows, int vTotal, int hidden, long probabilities)
     {
         // Widths kept as plain ints: BlockConfig computes its sums on every read.
