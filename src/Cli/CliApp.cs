@@ -19,6 +19,7 @@ public static class CliApp
             FidelityCommand.Create(stdout, stderr),
             EvalCommand.Create(stdout, stderr),
             MetersCommand.Create(stdout, stderr),
+            GradCommand.Create(stdout, stderr),
         };
         root.Options.Add(VerboseOption);
         var result = root.Parse(args);
