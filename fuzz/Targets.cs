@@ -35,6 +35,9 @@ public static class Targets
         new("config", ".json", InputKind.Json, [Seeds + "config_ragged_tiny.json", Seeds + "config_ragged_distilled.json"], Config),
         new("class-metadata", ".json", InputKind.Json, [Seeds + "classes_metadata.json"], ClassMetadata),
         new("model", ".safetensors", InputKind.SafeTensors, ["ragged_tiny.safetensors", "ragged_distilled_bf16.safetensors"], Model),
+        // Sparse-stored weights: index data validated before any kernel reads through it.
+        new("sparse-model", ".safetensors", InputKind.SafeTensors, ["hostile/sparse_valid.safetensors"], Model),
+        new("npy-labels", ".npy", InputKind.Npy, [Seeds + "labels_int64.npy", Seeds + "labels_uint8.npy"], (p, _) => Npy.ReadLabels(p)),
         new("npy", ".npy", InputKind.Npy,
             ["ragged_tiny.logits.npy", "png_gray1.pixels.npy", Seeds + "npy_v2.npy", Seeds + "npy_v3.npy", Seeds + "npy_scalar.npy"], Npy_),
         new("idx", ".idx", InputKind.Binary, [Seeds + "idx_images.idx", Seeds + "idx_labels.idx"], Idx),

@@ -34,7 +34,8 @@ def npy(version, shape, values, descr="<f4"):
     pad = -(prefix + len(d) + 1) % 64
     header = (d + " " * pad + "\n").encode("utf-8" if version == 3 else "latin1")
     length = struct.pack("<I", len(header)) if version > 1 else struct.pack("<H", len(header))
-    return b"\x93NUMPY" + bytes([version, 0]) + length + header + struct.pack("<%df" % len(values), *values)
+    code = {"<f4": "f", "<i8": "q", "<i4": "i", "|u1": "B"}[descr]
+    return b"\x93NUMPY" + bytes([version, 0]) + length + header + struct.pack("<%d%s" % (len(values), code), *values)
 
 
 def idx(dims, data):
@@ -72,6 +73,8 @@ def main():
     write("npy_v2.npy", npy(2, [2, 3], [float(i) for i in range(6)]))
     write("npy_v3.npy", npy(3, [3], [0.5, 1.5, -2.0]))
     write("npy_scalar.npy", npy(1, [], [42.0]))
+    write("labels_int64.npy", npy(1, [5], [3, 0, 9, 1, 2], descr="<i8"))
+    write("labels_uint8.npy", npy(1, [4], [7, 7, 0, 255], descr="|u1"))
     images = idx([3, 4, 4], [(i * 17) % 256 for i in range(48)])
     labels = idx([3], [2, 0, 1])
     write("idx_images.idx", images)
