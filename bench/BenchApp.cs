@@ -260,7 +260,7 @@ public static class BenchApp
             for (int done = 0; done < s.Iterations; done += RoundSize)
                 foreach (var (_, x) in contenders) x.Round(Math.Min(RoundSize, s.Iterations - done));
             if (energy != null)
-                EnergyBench.Measure(energy, contenders.Select(x => (x.Variant.Label, x.Variant.Model.Config, x.Contender.Name, Median(x.Contender.Times), (Action<int>)x.Contender.Untimed)).ToList(), s.Batch, log);
+                EnergyBench.Measure(energy, contenders.Select(x => (x.Variant.Label, x.Variant.Model, x.Contender.Name, Median(x.Contender.Times), (Action<int>)x.Contender.Untimed)).ToList(), s.Batch, log);
 
             for (int i = 0; i < variants.Count; i++)
             {

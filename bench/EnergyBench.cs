@@ -9,7 +9,7 @@ namespace VitSparse.Bench;
 
 /// <summary>A model's modelled energy at the batch of the run, beside the latency it was measured at.</summary>
 public sealed record ModelledRow(string Model, int Batch, double Gflop, double WeightMegabytes, double ActivationMegabytes,
-    double ModelledJoulesPerInference, double MedianMs, double ModelledWattsAtMeasuredLatency);
+    double ModelledJoulesPerInference, double MedianMs, double ModelledWattsAtMeasuredLatency, LpvitPower? BlockPower = null);
 
 /// <summary>
 /// The energy part of a bench report. Measured rows come from a sensor; modelled rows from
@@ -60,16 +60,17 @@ public static class EnergyBench
     }
 
     /// <summary>Runs the protocol over one bench model's runtimes (when a meter is open) and adds the modelled rows.</summary>
-    internal static void Measure(Session s, IReadOnlyList<(string Model, VitConfig Config, string Runtime, double MedianMs, Action<int> Run)> work, int batch, TextWriter log)
+    internal static void Measure(Session s, IReadOnlyList<(string Model, VitModel Loaded, string Runtime, double MedianMs, Action<int> Run)> work, int batch, TextWriter log)
     {
         if (s.Meter != null)
             s.Report.Measured.Add(EnergyProtocol.Measure(s.Meter,
                 work.Select(w => new EnergyWorkload(w.Model, w.Runtime, w.MedianMs / 1000, w.Run)).ToList(), s.Rounds, s.Window, log.WriteLine));
         foreach (var w in work.Where(w => w.Runtime == "VitSparse"))
         {
-            var m = EnergyModel.Estimate(w.Config, batch, s.Report.ModelConstants);
+            var m = EnergyModel.Estimate(w.Loaded, batch, s.Report.ModelConstants);
             double joules = m.JoulesPerImage * batch;
-            s.Report.Modelled.Add(new ModelledRow(w.Model, batch, m.Gflop * batch, m.WeightMegabytes * batch, m.ActivationMegabytes * batch, joules, w.MedianMs, joules / (w.MedianMs / 1000)));
+            s.Report.Modelled.Add(new ModelledRow(w.Model, batch, m.Gflop * batch, m.WeightMegabytes * batch, m.ActivationMegabytes * batch, joules, w.MedianMs,
+                joules / (w.MedianMs / 1000), m.BlockPower));
         }
     }
 
@@ -121,6 +122,17 @@ public static class EnergyBench
             mt.Add(r.Model, r.Batch, r.Gflop.ToString("0.000", inv), r.WeightMegabytes.ToString("0.0", inv), r.ActivationMegabytes.ToString("0.0", inv),
                 r.ModelledJoulesPerInference.ToString("0.0000", inv), r.ModelledWattsAtMeasuredLatency.ToString("0.00", inv));
         sw.Write(mt);
+        if (e.Modelled.Any(r => r.BlockPower != null))
+        {
+            sw.WriteLine();
+            sw.WriteLine("LPViT's block power term (methods.md §3.3: blocks × ⌊input width / 16⌋, unitless, summed over block-sparse layers; " +
+                         "the reference code counts pruned blocks, kept blocks are what still draws power):");
+            sw.WriteLine();
+            var pt = new MarkdownTable("model", "BSR layers", "pruned-block units (as coded)", "kept-block units").RightAlign(1, 2, 3);
+            foreach (var r in e.Modelled.Where(r => r.BlockPower != null))
+                pt.Add(r.Model, r.BlockPower!.Layers, r.BlockPower.PrunedBlockUnits.ToString("N0", inv), r.BlockPower.KeptBlockUnits.ToString("N0", inv));
+            sw.Write(pt);
+        }
         return sw.ToString();
     }
 }

@@ -117,6 +117,40 @@ public class EnergyProtocolTests
         Assert.True(EnergyModel.Estimate(Architectures.Get("deit_s"), 8, EnergyModel.Ops45nm).JoulesPerImage < dense.JoulesPerImage);
     }
 
+    /// <summary>Seeded weights with the lower half of fc1's rows zeroed: half of every block shape's blocks are empty.</summary>
+    sealed class HalfZeroFc1(ITensorSource inner) : ITensorSource
+    {
+        public string Description => inner.Description;
+        public bool Contains(string name) => inner.Contains(name);
+        public long[] Shape(string name) => inner.Shape(name);
+        public ReadOnlySpan<float> Floats(string name)
+        {
+            var data = inner.Floats(name).ToArray();
+            if (name == "blocks.0.mlp.fc1.weight") data.AsSpan(data.Length / 2).Clear();
+            return data;
+        }
+    }
+
+    [Fact]
+    public void Modelled_energy_of_a_block_sparse_model_counts_the_kernels_work_and_lpvit_power()
+    {
+        var c = VitConfig.Uniform("half_fc1", 64, 1, 2, classes: 10, imageSize: 32, patchSize: 16);   // fc1 256×64, 5 tokens
+        var dense = EnergyModel.Estimate(c, 1, EnergyModel.Ops45nm);
+        var model = VitModel.FromSource(new HalfZeroFc1(new SeededWeights(c)), c);
+        var sparse = EnergyModel.Estimate(model, 1, EnergyModel.Ops45nm);
+        var fc1 = model.LinearLayers.Single(l => l.Layer == "blocks.0.mlp.fc1");
+        Assert.Equal(WeightFormat.Bsr, fc1.Format);
+        Assert.All(model.LinearLayers.Where(l => l != fc1), l => Assert.Equal(WeightFormat.Dense, l.Format));
+        // Half of fc1's 256×64 MACs per token, over 5 tokens, are not done; its stored weights halve, plus block columns.
+        Assert.Equal(dense.Gflop - 2.0 * 5 * 128 * 64 / 1e9, sparse.Gflop, 12);
+        long blocks = 256 / fc1.BlockHeight * (64 / fc1.BlockWidth);
+        Assert.Equal(dense.WeightMegabytes - (4.0 * 128 * 64 - 4.0 * blocks / 2) / 1e6, sparse.WeightMegabytes, 12);
+        Assert.True(sparse.JoulesPerImage < dense.JoulesPerImage);
+        // LPViT: blocks × ⌊64/16⌋, half pruned and half kept.
+        Assert.Equal(new LpvitPower(blocks / 2 * 4, blocks / 2 * 4, 1), sparse.BlockPower);
+        Assert.Null(EnergyModel.Estimate(VitModel.FromSource(new SeededWeights(c), c), 1, EnergyModel.Ops45nm).BlockPower);
+    }
+
     [Fact]
     public void Activation_bytes_of_a_hand_counted_block()
     {

@@ -57,8 +57,7 @@ static class InspectCommand
         long dense = 0, kernel = 0;
         foreach (var l in model.LinearLayers)
         {
-            // Rows of X each layer sees per image: patches, all tokens, or the class token(s) for the heads.
-            long rows = l.Layer.StartsWith("patch_embed", StringComparison.Ordinal) ? c.PatchTokens : l.Layer.StartsWith("head", StringComparison.Ordinal) ? 1 : c.Tokens;
+            long rows = l.RowsPerImage(c);
             long d = rows * l.N * l.K, k = rows * l.KernelMacsPerRow;
             dense += d; kernel += k;
             t.Add(l.Layer, $"{l.N}×{l.K}", l.Describe(), l.Density.ToString("0.000", inv), l.NonZeros.ToString("N0", inv), (d / 1e6).ToString("0.0", inv), (k / 1e6).ToString("0.0", inv));

@@ -9,7 +9,18 @@ namespace VitSparse.Runtime.Energy;
 public sealed record DeviceClass(string Name, double PicojoulesPerFlop, double PicojoulesPerSramByte, double PicojoulesPerDramByte, string Source);
 
 /// <summary>The modelled energy of one image (weights shared by the batch): never a measurement, and printed only in columns that say so.</summary>
-public sealed record ModelledEnergy(string Model, string DeviceClass, int Batch, double Gflop, double WeightMegabytes, double ActivationMegabytes, double JoulesPerImage);
+public sealed record ModelledEnergy(string Model, string DeviceClass, int Batch, double Gflop, double WeightMegabytes, double ActivationMegabytes, double JoulesPerImage)
+{
+    /// <summary>LPViT's block power term summed over the block-sparse layers, or null when the model has none.</summary>
+    public LpvitPower? BlockPower { get; init; }
+}
+
+/// <summary>
+/// LPViT's per-layer power term (methods.md §3.3), P_l = blocks · ⌊D_in/16⌋ in the reference code's unitless
+/// units, summed over the BSR layers of a model: as coded it counts the pruned blocks; the kept blocks are the
+/// ones that still draw power, so both are reported.
+/// </summary>
+public sealed record LpvitPower(long PrunedBlockUnits, long KeptBlockUnits, int Layers);
 
 /// <summary>
 /// "Modelled, not measured": energy = FLOPs·e_flop + weight bytes·e_dram + activation bytes·e_sram, for machines
@@ -53,10 +64,36 @@ public static class EnergyModel
     }
 
     /// <summary>Modelled (not measured) energy of one inference of <paramref name="batch"/> images: FLOPs and bytes moved times the class's constants.</summary>
-    public static ModelledEnergy Estimate(VitConfig c, int batch, DeviceClass d)
+    public static ModelledEnergy Estimate(VitConfig c, int batch, DeviceClass d) =>
+        Estimate(c, 2.0 * ModelStats.Macs(c), 4.0 * ModelStats.Params(c), batch, d);
+
+    /// <summary>
+    /// The same for a loaded model whose linear layers may run sparse kernels: each counts the MACs its kernel
+    /// performs and the bytes it stores (values and indices), and block-sparse layers add LPViT's power term.
+    /// </summary>
+    public static ModelledEnergy Estimate(VitModel model, int batch, DeviceClass d)
     {
-        double flops = 2.0 * ModelStats.Macs(c);
-        double weightBytes = 4.0 * ModelStats.Params(c) / batch;
+        var c = model.Config;
+        double flops = 2.0 * ModelStats.Macs(c), weightBytes = 4.0 * ModelStats.Params(c);
+        long pruned = 0, kept = 0;
+        int bsrLayers = 0;
+        foreach (var l in model.LinearLayers)
+        {
+            flops -= 2.0 * l.RowsPerImage(c) * ((long)l.N * l.K - l.KernelMacsPerRow);
+            weightBytes += l.StoredBytes - 4L * l.N * l.K;
+            if (l.Format != WeightFormat.Bsr) continue;
+            long blocks = (long)((l.N + l.BlockHeight - 1) / l.BlockHeight) * ((l.K + l.BlockWidth - 1) / l.BlockWidth);
+            long keptBlocks = l.KernelMacsPerRow / ((long)l.BlockHeight * l.BlockWidth);
+            pruned += (blocks - keptBlocks) * (l.K / 16);
+            kept += keptBlocks * (l.K / 16);
+            bsrLayers++;
+        }
+        return Estimate(c, flops, weightBytes, batch, d) with { BlockPower = bsrLayers > 0 ? new LpvitPower(pruned, kept, bsrLayers) : null };
+    }
+
+    static ModelledEnergy Estimate(VitConfig c, double flops, double weightBytesPerBatch, int batch, DeviceClass d)
+    {
+        double weightBytes = weightBytesPerBatch / batch;
         double activationBytes = ActivationBytes(c);
         double pj = flops * d.PicojoulesPerFlop + weightBytes * d.PicojoulesPerDramByte + activationBytes * d.PicojoulesPerSramByte;
         return new ModelledEnergy(c.Name, d.Name, batch, flops / 1e9, weightBytes / 1e6, activationBytes / 1e6, pj * 1e-12);

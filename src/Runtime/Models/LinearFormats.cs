@@ -49,6 +49,18 @@ public sealed record LayerFormat(string Layer, int N, int K, WeightFormat Format
 {
     /// <summary>"dense", "bsr 32×32" or "unstructured", as `inspect` prints it.</summary>
     public string Describe() => StoredLayout.Describe(Format, BlockHeight, BlockWidth);
+
+    /// <summary>Rows of X this layer sees per image: the patches, every token, or the class token for a head.</summary>
+    public long RowsPerImage(VitConfig c) =>
+        Layer.StartsWith("patch_embed", StringComparison.Ordinal) ? c.PatchTokens : Layer.StartsWith("head", StringComparison.Ordinal) ? 1 : c.Tokens;
+
+    /// <summary>Bytes the chosen kernel stores: all weights dense; values plus 4-byte block columns (BSR) or 2-byte columns (CSR).</summary>
+    public long StoredBytes => Format switch
+    {
+        WeightFormat.Bsr => 4 * KernelMacsPerRow + 4 * (KernelMacsPerRow / ((long)BlockHeight * BlockWidth)),
+        WeightFormat.Unstructured => 6 * KernelMacsPerRow,
+        _ => 4L * N * K,
+    };
 }
 
 /// <summary>
