@@ -40,6 +40,32 @@ static class Fixtures
         return (VitSparse.Cli.CliApp.Run(args, o, e), o.ToString(), e.ToString());
     }
 
+    /// <summary>Runs <paramref name="body"/> once: what it threw, wall time, bytes allocated on this thread.</summary>
+    public static (Exception? Error, double Ms, long Bytes) Measure(Action body)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Exception? error = null;
+        try { body(); }
+        catch (Exception e) { error = e; }
+        sw.Stop();
+        return (error, sw.Elapsed.TotalMilliseconds, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    /// <summary>
+    /// Runs what must refuse <paramref name="path"/>: an exception of exactly type T whose message starts with the
+    /// path, thrown in under a second and before <paramref name="budget"/> bytes were allocated on this thread.
+    /// </summary>
+    public static T AssertRefusedCheaply<T>(string path, Action load, long budget) where T : Exception
+    {
+        var (error, ms, bytes) = Measure(load);
+        var e = Xunit.Assert.IsType<T>(error);
+        Xunit.Assert.StartsWith(path + ": ", e.Message);
+        Xunit.Assert.True(ms < 1000, $"{path}: refused after {ms:0} ms");
+        Xunit.Assert.True(bytes < budget, $"{path}: allocated {bytes / 1e6:0.0} MB before refusing");
+        return e;
+    }
+
     public static string TempDir()
     {
         string d = Path.Combine(Path.GetTempPath(), "vitsparse-tests", Guid.NewGuid().ToString("N"));

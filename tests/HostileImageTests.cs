@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VitSparse.Runtime;
 using VitSparse.Runtime.Images;
 using VitSparse.Runtime.Models;
@@ -18,17 +17,6 @@ public class HostileImageTests(ITestOutputHelper output)
 
     static string Hostile(string name) => Fixtures.Path_(Path.Combine("hostile", name));
 
-    /// <summary>Runs <paramref name="body"/> once: what it threw, wall time, bytes allocated on this thread.</summary>
-    static (Exception? Error, double Ms, long Bytes) Measure(Action body)
-    {
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        var sw = Stopwatch.StartNew();
-        Exception? error = null;
-        try { body(); }
-        catch (Exception e) { error = e; }
-        sw.Stop();
-        return (error, sw.Elapsed.TotalMilliseconds, GC.GetAllocatedBytesForCurrentThread() - before);
-    }
 
     // Budgets are managed allocation on this thread (Skia's own buffers are native: for a refused file only its
     // header state). A refused file costs its bytes (≤ 1.4 KB here), Skia's managed wrappers and the exception:
@@ -45,7 +33,7 @@ public class HostileImageTests(ITestOutputHelper output)
     {
         string path = Hostile(name);
         var chw = new float[Deit.ImageElements];
-        var (error, ms, bytes) = Measure(() => ImageFile.ToTensor(path, Deit, chw));
+        var (error, ms, bytes) = Fixtures.Measure(() => ImageFile.ToTensor(path, Deit, chw));
         output.WriteLine($"{name}: {ms:0.0} ms, {bytes / 1024.0:0.0} KiB allocated: {error?.Message}");
         var e = Assert.IsType<FileFormatException>(error);
         Assert.Equal(path, e.File);
@@ -71,7 +59,7 @@ public class HostileImageTests(ITestOutputHelper output)
     {
         string path = Hostile("inflate_1x1_60mb.png");
         DecodedImage? img = null;
-        var (error, ms, bytes) = Measure(() => img = ImageFile.Decode(path));
+        var (error, ms, bytes) = Fixtures.Measure(() => img = ImageFile.Decode(path));
         output.WriteLine($"inflate bomb: {ms:0.0} ms, {bytes / 1024.0:0.0} KiB allocated: {error?.Message}");
         Assert.Null(error);
         Assert.Equal((1, 1, 3), (img!.Width, img.Height, img.Channels));
@@ -94,7 +82,7 @@ public class HostileImageTests(ITestOutputHelper output)
     {
         string path = Hostile(name);
         var chw = new float[Deit.ImageElements];
-        var (error, ms, bytes) = Measure(() => ImageFile.ToTensor(path, Deit, chw));
+        var (error, ms, bytes) = Fixtures.Measure(() => ImageFile.ToTensor(path, Deit, chw));
         output.WriteLine($"{name}: {ms:0.0} ms, {bytes / 1024.0:0.0} KiB allocated: {error?.Message}");
         Assert.Null(error);
         Assert.True(ms < 1000, $"{name}: {ms:0} ms");
@@ -123,7 +111,7 @@ public class HostileImageTests(ITestOutputHelper output)
     {
         string path = Hostile(name);
         DecodedImage? img = null;
-        var (error, ms, bytes) = Measure(() => img = ImageFile.Decode(path));
+        var (error, ms, bytes) = Fixtures.Measure(() => img = ImageFile.Decode(path));
         output.WriteLine($"{name}: {ms:0.0} ms, {bytes / 1024.0:0.0} KiB allocated: {error?.Message ?? $"{img!.Width}×{img.Height}×{img.Channels}"}");
         Assert.Null(error);
         Assert.True(ms < 1000, $"{name}: {ms:0} ms");

@@ -125,9 +125,7 @@ public sealed class VitModel
     {
         var data = src.Floats(name);
         if (o.NonFinite == NonFinitePolicy.Allow) return data;
-        int bad = 0, first = -1;
-        for (int i = 0; i < data.Length; i++)
-            if (!float.IsFinite(data[i])) { bad++; if (first < 0) first = i; }
+        var (bad, first) = NonFinite.Count(data);
         if (bad == 0) return data;
         string msg = $"{src.Description}: tensor '{name}' has {bad} NaN/Inf values (first at flat index {first})";
         if (o.NonFinite == NonFinitePolicy.Refuse) throw new ModelException(msg + "; refusing to load (allow with NonFinitePolicy.Warn or --nonfinite warn)", name);
