@@ -9,12 +9,15 @@ using VitSparse.Runtime.Models;
 
 namespace VitSparse.Cli;
 
-/// <summary>`vitsparse prune`: SNP structured pruning of a DeiT checkpoint into the compact ragged format.</summary>
+/// <summary>
+/// `vitsparse prune`: SNP structured pruning of a DeiT checkpoint into the compact ragged format, or block
+/// pruning (LPViT and its magnitude baselines) into BSR layers (<see cref="BlockPruneCommand"/>).
+/// </summary>
 static class PruneCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var method = new Option<string>("--method") { Description = "pruning method (snp)", DefaultValueFactory = _ => "snp" };
+        var method = new Option<string>("--method") { Description = "pruning method: snp (structured, smaller dense model), lpvit, block-magnitude or block-global (block-sparse BSR layers)", DefaultValueFactory = _ => "snp" };
         var weights = new Option<string>("--weights") { Description = "dense model .safetensors (timm DeiT or VitSparse), or seeded:ARCH for synthetic weights", Required = true };
         var target = new Option<string?>("--target") { Description = "released SNP structure: deit_t_0.6g, deit_s_2.0g, deit_s_1.3g, deit_b_6.4g (or any architecture name)" };
         var ratios = new Option<string?>("--ratios") { Description = "per-layer ratio JSON: {\"embed\": r, \"blocks\": [{\"qk\": r, \"v\": r, \"mlp\": r}, …]} (fraction removed)" };
@@ -22,21 +25,28 @@ static class PruneCommand
         var uneven = new Option<bool>("--uneven-heads") { Description = "with --macs: let heads of one block keep different widths" };
         var criterion = new Option<string>("--criterion") { Description = "snp, l2, gm, random or reverse", DefaultValueFactory = _ => "snp" };
         var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion: a float32 NCHW .npy, a folder of JPEG/PNG images, an IDX image file (e.g. Fashion-MNIST train, raw or .gz), or 'seeded' for synthetic inputs (structure benchmarks only)" };
-        var calibImages = new Option<int>("--calib-images") { Description = "calibration images to use", DefaultValueFactory = _ => 64 };
+        var calibImages = new Option<int>("--calib-images") { Description = "calibration images to use (default: 64 for snp, 2000 for lpvit; fewer available: all of them)", DefaultValueFactory = _ => 64 };
         var gamma = new Option<int>("--gamma") { Description = "singular components of Q·Kᵀ the SNP criterion preserves (default ⌈d/16⌉ per head)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random criterion", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--output", "-o") { Description = "pruned model .safetensors", Required = true };
         var report = new Option<string?>("--report") { Description = "also write the pruning report as JSON" };
         var threads = CliApp.ThreadsOption("threads for calibration (default: all cores)");
-        var cmd = new Command("prune", "prune a DeiT with SNP and write the compact ragged model")
+        var cmd = new Command("prune", "prune a DeiT: SNP into the compact ragged model, or LPViT / block baselines into block-sparse layers")
         {
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
             CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
         };
+        foreach (var o in BlockPruneCommand.All) cmd.Options.Add(o);
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             // Every argument and path is checked before the model is loaded: a mistake costs no calibration.
-            if (pr.GetValue(method) != "snp") throw new InputException("--method", $"'{pr.GetValue(method)}' is not available; this version prunes with snp");
+            if (pr.GetValue(method) != "snp")
+            {
+                foreach (var o in new Option[] { target, ratios, macs, uneven, criterion, gamma, seed })
+                    if (pr.GetResult(o) is { Implicit: false }) throw new InputException(o.Name, "applies to --method snp only");
+                return BlockPruneCommand.Run(pr, BlockPruneCommand.ParseMethod(pr.GetValue(method)!), weights, calib, calibImages, output, report, threads, stdout, stderr);
+            }
+            BlockPruneCommand.RefuseWithSnp(pr);
             var crit = Criteria.Parse(pr.GetValue(criterion)!, "--criterion");
             int t = Check.AtLeast(pr, threads, 1), want = Check.AtLeast(pr, calibImages, 1), g = Check.AtLeast(pr, gamma, 0);
             var limits = CliApp.ImageLimits(pr);

@@ -1,0 +1,71 @@
+using VitSparse.Kernels;
+using VitSparse.Runtime;
+using VitSparse.Runtime.Models;
+using VitSparse.Training;
+
+namespace VitSparse.Pruning.Lpvit;
+
+/// <summary>
+/// The gradient LPViT scores with (methods.md §3.2): dL/dW of the label-free loss L = mean(logits²), averaged
+/// over the calibration images, for every linear and conv weight.
+/// </summary>
+public static class TaylorGradients
+{
+    /// <summary>Images per forward/backward pass: the reference uses 64; activations of DeiT-B cost about 0.1 GB per image here.</summary>
+    public const int BatchSize = 8;
+
+    /// <summary>
+    /// Runs the images ([count, C, H, W], preprocessed) through the model and back, and returns the mean gradient of
+    /// each layer's weight (by weight name). progress(done, total) is called after each batch.
+    /// </summary>
+    public static Dictionary<string, float[]> Average(DenseTensors dense, ReadOnlySpan<float> images, int count, IEnumerable<PrunableLayer> layers,
+        int threads = 0, Action<int, int>? progress = null)
+    {
+        var c = dense.Config;
+        if (count < 1) throw new InputException("--calib", "needs at least one calibration image");
+        if (images.Length != (long)count * c.ImageElements)
+            throw new InputException("--calib", $"holds {images.Length} floats, expected {count}×{c.InChannels}×{c.ImageSize}×{c.ImageSize}");
+        var names = layers.Select(l => l.Weight).ToArray();
+        var parameters = ParameterSet.From(dense, c);
+        using var team = new ThreadTeam(threads > 0 ? threads : Environment.ProcessorCount);
+        int capacity = Math.Min(BatchSize, count);
+        var backprop = new DeitBackprop(parameters, capacity, team);
+        var sum = names.ToDictionary(n => n, n => new float[parameters[n].Length], StringComparer.Ordinal);
+        var logits = new float[capacity * c.NumClasses];
+        var dLogits = new float[logits.Length];
+        var loss = new LossSpec(LossKind.SquaredLogits);
+        for (int start = 0; start < count; start += capacity)
+        {
+            int b = Math.Min(capacity, count - start);
+            var x = images.Slice(start * c.ImageElements, b * c.ImageElements);
+            backprop.Forward(x, b, logits.AsSpan(0, b * c.NumClasses));
+            loss.Evaluate(logits.AsSpan(0, b * c.NumClasses), b, c.NumClasses, [], [], dLogits.AsSpan(0, b * c.NumClasses));
+            backprop.Backward(dLogits.AsSpan(0, b * c.NumClasses));
+            // Each batch's gradient is its mean; weighting it by its share of the images makes the sum the mean over all.
+            float share = b / (float)count;
+            foreach (var n in names)
+            {
+                var g = backprop.Gradients[n];
+                var s = sum[n];
+                for (int i = 0; i < s.Length; i++) s[i] += share * g[i];
+            }
+            progress?.Invoke(start + b, count);
+        }
+        return sum;
+    }
+
+    /// <summary>
+    /// The reference's normalisation quirk (mean = std = 0.5 for DeiT): images normalised with the model's own
+    /// mean and std are mapped, in place, to what (x − 0.5)/0.5 of the same pixels would give.
+    /// </summary>
+    public static void RenormaliseHalf(Span<float> images, VitConfig c)
+    {
+        int plane = c.ImageSize * c.ImageSize;
+        for (int i = 0; i < images.Length; i++)
+        {
+            int ch = i / plane % c.InChannels;
+            float pixel = images[i] * c.Std[ch] + c.Mean[ch];
+            images[i] = (pixel - 0.5f) / 0.5f;
+        }
+    }
+}
