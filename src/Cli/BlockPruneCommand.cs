@@ -25,7 +25,10 @@ static class BlockPruneCommand
     public static readonly Option<string?> ExportCurves = new("--export-curves") { Description = "block methods: also write every layer's curves and the allocation as JSON (tools/lpvit/allocate.py reads it)" };
     public static readonly Option<string> CalibNorm = new("--calib-norm") { Description = "lpvit: model (calibration images normalised with the model's mean/std, default) or half (the reference's mean = std = 0.5 quirk)", DefaultValueFactory = _ => "model" };
 
-    public static IEnumerable<Option> All => [Flops, Block, PowerWeight, PowerSign, SecondOrder, Smooth, H, SkipHead, ExportCurves, CalibNorm];
+    public static readonly Option<string?> Gradients = new("--gradients") { Description = "lpvit: read the averaged gradients instead of calibrating (safetensors from --save-gradients or `vitsparse grad --loss sq`)" };
+    public static readonly Option<string?> SaveGradients = new("--save-gradients") { Description = "lpvit: also write the averaged calibration gradients (safetensors), for reuse with --gradients" };
+
+    public static IEnumerable<Option> All => [Flops, Block, PowerWeight, PowerSign, SecondOrder, Smooth, H, SkipHead, ExportCurves, CalibNorm, Gradients, SaveGradients];
 
     /// <summary>Refuses block-method options given to SNP.</summary>
     public static void RefuseWithSnp(ParseResult pr)
@@ -72,7 +75,7 @@ static class BlockPruneCommand
             var v => throw new InputException("--second-order", $"'{v}' is not on, off or reference"),
         };
         if (method != BlockMethod.Lpvit)
-            foreach (var o in new Option[] { PowerWeight, PowerSign, SecondOrder, Smooth, H, CalibNorm })
+            foreach (var o in new Option[] { PowerWeight, PowerSign, SecondOrder, Smooth, H, CalibNorm, Gradients, SaveGradients })
                 if (pr.GetResult(o) is { Implicit: false }) throw new InputException(o.Name, "applies to --method lpvit only");
         var options = new BlockPruneOptions
         {
@@ -99,7 +102,9 @@ static class BlockPruneCommand
         int want = pr.GetResult(calibImages) is null or { Implicit: true } ? 2000 : Check.AtLeast(pr, calibImages, 1);
         var limits = CliApp.ImageLimits(pr);
         var loadOptions = CliApp.Options(pr, stderr);
-        if (o.NeedsGradients && pr.GetValue(calib) == null)
+        string? gradientsFile = pr.GetValue(Gradients) is { } gf ? Check.File("--gradients", gf) : null;
+        if (gradientsFile != null && pr.GetValue(calib) != null) throw new InputException("--gradients", "give either --gradients or --calib, not both");
+        if (o.NeedsGradients && gradientsFile == null && pr.GetValue(calib) == null)
             throw new InputException("--calib", "LPViT needs calibration images for its gradients: --calib images.npy, an image folder or an IDX file (or --calib seeded for a structure-only run)");
         if (!o.NeedsGradients && pr.GetValue(calib) != null) throw new InputException("--calib", $"--method {BlockPruneReport.MethodName(method)} is data-free; leave out --calib");
         Check.Calibration(pr.GetValue(calib));
@@ -109,16 +114,20 @@ static class BlockPruneCommand
         string outPath = outputs.Add("--output", pr.GetValue(output)!);
         string? reportPath = pr.GetValue(report) is { } rp ? outputs.Add("--report", rp) : null;
         string? curvesPath = pr.GetValue(ExportCurves) is { } cp ? outputs.Add("--export-curves", cp) : null;
+        string? saveGradients = pr.GetValue(SaveGradients) is { } sg ? outputs.Add("--save-gradients", sg) : null;
+        if (saveGradients != null && gradientsFile != null) throw new InputException("--save-gradients", "the gradients come from --gradients already");
         var w = Weights.Check(pr.GetValue(weights)!, loadOptions.Arch);
 
         var (dense, namesInModel) = w.LoadDense(loadOptions, classNames: namesFile == null);
         var c = dense.Config;
         string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
         var plan = BlockPruner.Plan(c, o);   // a block larger than a layer fails here, before calibration
+        BlockPruner.RequireReachable(dense, o);
 
         Dictionary<string, float[]>? gradients = null;
         int used = 0;
-        if (o.NeedsGradients)
+        if (gradientsFile != null) gradients = TaylorGradients.Read(gradientsFile, plan.Select(p => p.Layer));
+        else if (o.NeedsGradients)
         {
             var (images, count) = PruneCommand.Calibration(pr.GetValue(calib), want, c, limits, loadOptions.NonFinite, stderr.WriteLine);
             if (count < want) stderr.WriteLine($"note: {pr.GetValue(calib)} holds {count} calibration images, fewer than the {want} asked for; using all {count}");
@@ -128,10 +137,13 @@ static class BlockPruneCommand
                 TaylorGradients.Average(dense, images, count, plan.Select(p => p.Layer), t, progress));
         }
         var result = BlockPruner.Prune(dense, o, gradients, used);
+        if (o.Method == BlockMethod.Lpvit && Math.Abs(result.Allocation.FlopsRatio - o.Flops) > o.Tolerance)
+            stderr.WriteLine($"note: the slope search ended at {result.Allocation.FlopsRatio:0.####} of the FLOPs, outside the tolerance {o.Tolerance} of the target {o.Flops} (as the reference, the best of its last bracket): the curves' steps are coarse for this block size");
         string? synthetic = w.SyntheticOrigin();
         var metadata = synthetic != null ? new Dictionary<string, string> { [Synthetic.MetadataKey] = synthetic } : null;
         outputs.Stage(outPath, path => VitModel.Save(path, c, result.Pruned, classNames: names, metadata: metadata, sparse: result.Layouts));
         if (reportPath != null) outputs.Stage(reportPath, path => AtomicFile.Write(path, s => { using var sw = new StreamWriter(s); sw.Write(result.Report.ToJson()); }));
+        if (saveGradients != null) outputs.Stage(saveGradients, path => TaylorGradients.Write(path, dense, gradients!, used));
         if (curvesPath != null) outputs.Stage(curvesPath, path => CurveFile.Write(path, c.Name, o, result.Curves, PrunableLayer.DenseFlops(c), result.Allocation, result.Report.PowerWeight));
         outputs.Commit();
         if (synthetic != null) stdout.WriteLine(Synthetic.Notice(synthetic));

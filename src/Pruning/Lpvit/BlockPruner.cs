@@ -83,6 +83,16 @@ public static class BlockPruner
         return PrunableLayer.Of(config, o.SkipHead).Select(l => (l, l.Grid(o.BlockHeight, o.BlockWidth))).ToList();
     }
 
+    /// <summary>
+    /// Refuses a FLOPs target the caps make unreachable before anything is calibrated (from the weights' block grids
+    /// alone; the allocation checks again on its own curves).
+    /// </summary>
+    public static void RequireReachable(DenseTensors dense, BlockPruneOptions o)
+    {
+        var curves = Curves(dense, o with { Method = BlockMethod.BlockMagnitude }, null);
+        new FlopsBudget(curves, PrunableLayer.DenseFlops(dense.Config)).RequireReachable(o.Flops, Slopes.MinSparsity(o.Flops), o.Method == BlockMethod.Lpvit ? o.Tolerance : 0);
+    }
+
     /// <summary>The curves: Taylor (with gradients by weight name) for LPViT, magnitude rankings for the baselines.</summary>
     public static List<LayerCurve> Curves(DenseTensors dense, BlockPruneOptions o, IReadOnlyDictionary<string, float[]>? gradients)
     {

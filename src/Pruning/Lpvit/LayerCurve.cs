@@ -51,12 +51,15 @@ public sealed class LayerCurve
         Distortion = distortion;
     }
 
-    /// <summary>A curve as <see cref="CurveFile"/> read it back: enough for the allocation, without the ranking.</summary>
+    /// <summary>
+    /// A curve as <see cref="CurveFile"/> read it back: enough for the allocation. The file keeps no block indices,
+    /// so the ranking is the positions 0…n−1 in the file's (already ranked) order.
+    /// </summary>
     internal LayerCurve(PrunableLayer layer, BlockGrid grid, long[] keptPrefix, double[] amounts, double[]? distortion, double[]? power, double[]? combined)
     {
         Layer = layer;
         Grid = grid;
-        Ranking = [];
+        Ranking = Enumerable.Range(0, grid.Count).ToArray();
         _keptPrefix = keptPrefix;
         Amounts = amounts;
         KeptWeights = amounts.Select(a => KeptWeightsAt(a)).ToArray();

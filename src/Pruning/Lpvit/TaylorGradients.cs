@@ -54,6 +54,30 @@ public static class TaylorGradients
         return sum;
     }
 
+    /// <summary>Writes averaged gradients as safetensors under the weights' names (what <see cref="Read"/> and `vitsparse grad` use).</summary>
+    public static void Write(string path, DenseTensors dense, IReadOnlyDictionary<string, float[]> gradients, int images) =>
+        Runtime.Formats.SafeTensorsWriter.Write(path, gradients.Select(kv => new Runtime.Formats.TensorToWrite(kv.Key, dense[kv.Key].Shape, kv.Value)).ToList(),
+            new Dictionary<string, string> { ["vitsparse.gradient"] = "mean over images of dL/dW, L = mean(logits²)", ["vitsparse.images"] = images.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+
+    /// <summary>
+    /// Reads gradients for the layers' weights from a safetensors file (from <see cref="Write"/> or `vitsparse grad --loss sq`),
+    /// refusing a missing tensor, a wrong size or NaN/Inf, naming the tensor.
+    /// </summary>
+    public static Dictionary<string, float[]> Read(string path, IEnumerable<PrunableLayer> layers)
+    {
+        using var file = new Runtime.Formats.SafeTensorsFile(path);
+        var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var l in layers)
+        {
+            if (!file.Contains(l.Weight)) throw new ModelException($"{path}: no gradient '{l.Weight}'", l.Weight);
+            var g = file.GetFloats(l.Weight);
+            if (g.Length != l.Numel) throw new ModelException($"{path}: gradient '{l.Weight}' has {g.Length} values, the layer has {l.Rows}×{l.Cols}", l.Weight);
+            NonFinite.Check(g, "--gradients", $"{path}: gradient '{l.Weight}'", NonFinitePolicy.Refuse);
+            result[l.Weight] = g.ToArray();
+        }
+        return result;
+    }
+
     /// <summary>
     /// The reference's normalisation quirk (mean = std = 0.5 for DeiT): images normalised with the model's own
     /// mean and std are mapped, in place, to what (x − 0.5)/0.5 of the same pixels would give.
