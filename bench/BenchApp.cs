@@ -5,6 +5,7 @@ using System.Text.Json;
 using VitSparse.Bench.Peers;
 using VitSparse.Kernels;
 using VitSparse.Pruning;
+using VitSparse.Pruning.Lpvit;
 using VitSparse.Runtime.Formats;
 using VitSparse.Runtime;
 using VitSparse.Runtime.Energy;
@@ -47,7 +48,7 @@ public static class BenchApp
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var models = new Option<string>("--model") { Description = "comma-separated architectures: deit_t, deit_s, deit_b, deit_s_snp, ... (see vitsparse inspect)", DefaultValueFactory = _ => "deit_s" };
+        var models = new Option<string>("--model") { Description = "comma-separated architectures: deit_t, deit_s, deit_b, deit_s_snp, deit_s_lpvit, deit_b_lpvit, ... (see vitsparse inspect)", DefaultValueFactory = _ => "deit_s" };
         var weights = new Option<string?>("--weights") { Description = "a real checkpoint to benchmark instead of seeded synthetic weights (one model); seeded:ARCH names the synthetic weights of ARCH" };
         var threads = new Option<int>("--threads") { Description = "intra-op threads, for every runtime", DefaultValueFactory = _ => Environment.ProcessorCount };
         var batch = new Option<int>("--batch") { Description = "images per inference", DefaultValueFactory = _ => 1 };
@@ -74,7 +75,7 @@ public static class BenchApp
                 {
                     // seeded:ARCH is what bench measures anyway: the synthetic weights of ARCH (or of the dense model an SNP name prunes).
                     if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
-                    string dense = SnpModels.TryGetValue(names[0], out var snp) ? snp.Dense : names[0];
+                    string dense = SnpModels.TryGetValue(names[0], out var snp) ? snp.Dense : LpvitBench.Models.TryGetValue(names[0], out var lp) ? lp.Dense : names[0];
                     if (Architectures.Get(dense, "--model").Name != seeded.Name)
                         throw new InputException("--weights", $"{w} is not the architecture of --model {names[0]}");
                     w = null;
@@ -93,6 +94,7 @@ public static class BenchApp
                 stdout.Write(Table(report.Results));
                 foreach (var s in report.Skipped) stdout.WriteLine($"skipped {s.Runtime} for {s.Model}: {s.Reason}");
                 if (report.Speedups.Count > 0) stdout.Write(SpeedupTable(report.Speedups));
+                stdout.Write(LpvitBench.TakeTables());
                 if (report.Energy != null) stdout.Write(EnergyBench.Tables(report.Energy));
                 if (pr.GetValue(breakdown)) stdout.Write(BreakdownTable(report.BreakdownMs));
                 if (pr.GetValue(json) is { } path)
@@ -165,7 +167,9 @@ public static class BenchApp
     static void Measure(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log, EnergyBench.Session? energy)
     {
         bool snp = SnpModels.TryGetValue(name, out var snpSpec);
-        string denseName = snp ? snpSpec.Dense : name;
+        bool lpvit = LpvitBench.Models.TryGetValue(name, out var lpvitSpec);
+        string denseName = snp ? snpSpec.Dense : lpvit ? lpvitSpec.Dense : name;
+        BlockPruneResult? lpvitResult = null;
         VitConfig config;
         ITensorSource weights;
         string source;
@@ -188,7 +192,7 @@ public static class BenchApp
         {
             if (s.Sparsify is { } spec)
             {
-                if (snp) throw new InputException("--sparsify", "applies to a dense architecture, not to an SNP model");
+                if (snp || lpvit) throw new InputException("--sparsify", "applies to a dense architecture, not to an SNP or LPViT model");
                 log.WriteLine($"{name}: zeroing {spec.Label} of every block linear by magnitude (a structure for kernel benchmarks, not a pruning method)…");
                 var masked = spec.Apply(weights, config);
                 string? maskedFile = null;
@@ -199,6 +203,13 @@ public static class BenchApp
                 }
                 variants.Add(new Variant($"{denseName} dense", VitModel.FromSource(masked, config, new LoadOptions { Sparse = SparseMode.Off }), masked, maskedFile, Peers: false));
                 variants.Add(new Variant($"{denseName} {spec.Label}", VitModel.FromSource(masked, config, new LoadOptions { Sparse = s.Sparse == SparseMode.Off ? SparseMode.Auto : s.Sparse }), masked, maskedFile));
+            }
+            else if (lpvit)
+            {
+                // Prune for real (LPViT on seeded calibration images); dense and block-sparse alternate in this run.
+                lpvitResult = LpvitBench.Prune(name, weights, config, s.Threads, log);
+                variants.Add(new Variant($"{denseName} dense", VitModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine, Sparse = SparseMode.Off }), weights, weightsPath, Peers: false));
+                variants.Add(new Variant(name, VitModel.FromSource(lpvitResult.Pruned, config, new LoadOptions { Sparse = s.Sparse == SparseMode.Off ? SparseMode.Auto : s.Sparse }), lpvitResult.Pruned, null, Peers: false));
             }
             else if (!snp && s.Sparse != SparseMode.Off && VitModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine, Sparse = s.Sparse }) is { } sparseModel
                 && sparseModel.LinearLayers.Any(l => l.Format != WeightFormat.Dense))
@@ -300,6 +311,7 @@ public static class BenchApp
                 var (measuredEnergy, modelledEnergy) = EnergyBench.Ratios(report.Energy, variants[0].Label, variants[1].Label, runtime);
                 report.Speedups.Add(new Speedup(variants[1].Label, runtime, d.MedianMs, p.MedianMs, d.MedianMs / p.MedianMs, d.Gmac / p.Gmac, d.Params, p.Params)
                     { MeasuredEnergyRatio = measuredEnergy, ModelledEnergyRatio = modelledEnergy });
+                if (lpvitResult != null && runtime == "VitSparse") LpvitBench.LayerTable(name, lpvitResult, variants[0].Model, variants[1].Model, measuredEnergy);
             }
     }
 
