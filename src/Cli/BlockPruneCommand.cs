@@ -138,7 +138,7 @@ static class BlockPruneCommand
         }
         var result = BlockPruner.Prune(dense, o, gradients, used);
         if (o.Method == BlockMethod.Lpvit && Math.Abs(result.Allocation.FlopsRatio - o.Flops) > o.Tolerance)
-            stderr.WriteLine($"note: the slope search ended at {result.Allocation.FlopsRatio:0.####} of the FLOPs, outside the tolerance {o.Tolerance} of the target {o.Flops} (as the reference, the best of its last bracket): the curves' steps are coarse for this block size");
+            stderr.WriteLine($"note: the slope search ended at {result.Allocation.FlopsRatio:0.####} of the FLOPs, outside the tolerance {o.Tolerance} of the target {o.Flops} (as the reference, the best of its last bracket): the curves' steps are coarse for this block size, or layers whose slope never comes near any λ > 0 stay put (with --power-sign saving, a power term that outweighs the distortion holds its layers at the cap)");
         string? synthetic = w.SyntheticOrigin();
         var metadata = synthetic != null ? new Dictionary<string, string> { [Synthetic.MetadataKey] = synthetic } : null;
         outputs.Stage(outPath, path => VitModel.Save(path, c, result.Pruned, classNames: names, metadata: metadata, sparse: result.Layouts));
