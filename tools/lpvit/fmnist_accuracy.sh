@@ -23,7 +23,7 @@ for block in 8x8 16x16; do
     --calib-images 2000 --save-gradients "$work/g.safetensors" -o "$work/p.safetensors" >/dev/null
   for flops in 0.5 0.8; do
     for variant in "lpvit|auto, coded|--power-weight auto --power-sign coded" "lpvit|auto, saving|--power-weight auto --power-sign saving" \
-                   "lpvit|off|--power-weight 0" "block-magnitude|-|" "block-global|-|"; do
+                   "lpvit|off|--power-weight 0" "lpvit|off, --smooth 0.9|--power-weight 0 --smooth 0.9" "block-magnitude|-|" "block-global|-|"; do
       IFS='|' read -r method power args <<<"$variant"
       extra=""; [ "$method" = lpvit ] && extra="--gradients $work/g.safetensors"
       cli prune --method $method --weights $model --flops $flops --block $block $extra $args -o "$work/p.safetensors" --report "$work/r.json" >/dev/null
