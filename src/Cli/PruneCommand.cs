@@ -24,7 +24,7 @@ static class PruneCommand
         var macs = new Option<string?>("--macs") { Description = "MAC budget, e.g. 2.0G or 1500M: removes the globally least important units until met" };
         var uneven = new Option<bool>("--uneven-heads") { Description = "with --macs: let heads of one block keep different widths" };
         var criterion = new Option<string>("--criterion") { Description = "snp, l2, gm, random or reverse", DefaultValueFactory = _ => "snp" };
-        var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion: a float32 NCHW .npy, a folder of JPEG/PNG images, an IDX image file (e.g. Fashion-MNIST train, raw or .gz), or 'seeded' for synthetic inputs (structure benchmarks only)" };
+        var calib = new Option<string?>("--calib") { Description = "calibration images for the SNP criterion and LPViT's gradients: a float32 NCHW .npy, a folder of JPEG/PNG images, an IDX image file (e.g. Fashion-MNIST train, raw or .gz), or 'seeded' for synthetic inputs (structure benchmarks only)" };
         var calibImages = new Option<int>("--calib-images") { Description = "calibration images to use (default: 64 for snp, 2000 for lpvit; fewer available: all of them)", DefaultValueFactory = _ => 64 };
         var gamma = new Option<int>("--gamma") { Description = "singular components of Q·Kᵀ the SNP criterion preserves (default ⌈d/16⌉ per head)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random criterion", DefaultValueFactory = _ => 0 };
