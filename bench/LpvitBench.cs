@@ -21,6 +21,7 @@ public static class LpvitBench
     /// <summary>bench names: the dense architecture, block shape and linear+conv FLOPs kept (the reference's DeiT runs).</summary>
     public static readonly Dictionary<string, (string Dense, int BlockHeight, int BlockWidth, double Flops)> Models = new(StringComparer.OrdinalIgnoreCase)
     {
+        ["deit_t_lpvit"] = ("deit_t", 16, 16, 0.5), // small enough for the bench test
         ["deit_s_lpvit"] = ("deit_s", 16, 16, 0.5),
         ["deit_b_lpvit"] = ("deit_b", 32, 32, 0.5),
     };

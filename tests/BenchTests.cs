@@ -7,6 +7,23 @@ namespace VitSparse.Tests;
 public class BenchTests
 {
     [Fact]
+    public void Bench_prunes_with_lpvit_and_prints_dense_vs_block_sparse_per_layer_and_the_power_model()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = BenchApp.Run(["--model", "deit_t_lpvit", "--warmup", "1", "--iterations", "2", "--threads", "1"], o, e);
+        Assert.True(code == 0, e.ToString());
+        string table = o.ToString();
+        Assert.Contains("| deit_t dense ", table);
+        Assert.Contains("| deit_t_lpvit ", table);
+        Assert.Contains("Dense vs pruned", table);
+        Assert.Contains("| blocks.11.mlp.fc2 ", table); // a pruned layer's row in the per-layer kernel table (seeded, so deterministic)
+        Assert.Contains("LPViT power model", table);
+        Assert.Contains("measured energy: not measured", table);
+        Assert.Contains("4 seeded calibration images", e.ToString());
+    }
+
+    [Fact]
     public void Bench_prints_a_markdown_row_per_model_and_writes_json()
     {
         string json = Path.Combine(Fixtures.TempDir(), "bench.json");
