@@ -42,7 +42,11 @@ public sealed class ThreadTeam : IDisposable
     // every chunk is done: a worker reads them only after claiming a chunk, which the call waits for.
     Job? _current;
     int _count, _chunkItems, _chunks;
-    /// <summary>High 32 bits: the call's number; low 32 bits: the next unclaimed chunk.</summary>
+    /// <summary>
+    /// The published call: bits 32–63 its number, 16–31 its chunk count, 0–15 the next unclaimed chunk. Whether
+    /// a claim is valid depends on this one word alone (the count is in it), so a worker can never claim a
+    /// chunk of a call whose fields are still being written.
+    /// </summary>
     long _state;
     int _done;
     volatile bool _stopping;
@@ -178,7 +182,7 @@ public sealed class ThreadTeam : IDisposable
         _failure = null;
         // Publishing the call (a full fence) makes the fields above visible to any thread that sees it.
         long call = (Volatile.Read(ref _state) >> 32) + 1;
-        Interlocked.Exchange(ref _state, call << 32);
+        Interlocked.Exchange(ref _state, call << 32 | (long)chunks << 16);
         WakeSleepers(chunks - 1);
 
         while (TryClaim(out int chunk)) RunChunk(chunk, 0);
@@ -188,16 +192,30 @@ public sealed class ThreadTeam : IDisposable
         _failure?.Throw();
     }
 
+    /// <summary>
+    /// Element-wise work on fewer floats than this (LayerNorm of a ViT-S activation, a transpose) runs on the
+    /// calling thread: the tens of microseconds it takes cost less than a team synchronisation, which on a
+    /// busy machine can wait for a descheduled worker.
+    /// </summary>
+    public const int CallerFloats = 128 * 1024;
+
+    /// <summary>Runs all items on the calling thread as one chunk, with the checks of a team call (cancellation).</summary>
+    public void OnCaller<TBody>(int count, TBody body) where TBody : struct, IRangeBody
+    {
+        if (count <= 0) return;
+        _cancellation.ThrowIfCancellationRequested();
+        BeforeChunk?.Invoke(0);
+        body.Run(0, count, 0);
+    }
+
     /// <summary>Claims the next chunk of the published call, if any is left.</summary>
     bool TryClaim(out int chunk)
     {
         while (true)
         {
             long s = Volatile.Read(ref _state);
-            chunk = (int)s;
-            // _chunks is read after _state, so it belongs to this call or a later one; if later, the state has
-            // moved on too and the exchange fails. A successful exchange therefore claims a chunk of the call.
-            if (chunk >= Volatile.Read(ref _chunks)) return false;
+            chunk = (int)(s & 0xFFFF);
+            if (chunk >= (int)(s >> 16 & 0xFFFF)) return false;
             if (Interlocked.CompareExchange(ref _state, s + 1, s) == s) return true;
         }
     }
@@ -287,7 +305,11 @@ public sealed class ThreadTeam : IDisposable
         }
     }
 
-    bool HasWork() => (int)Volatile.Read(ref _state) < Volatile.Read(ref _chunks);
+    bool HasWork()
+    {
+        long s = Volatile.Read(ref _state);
+        return (s & 0xFFFF) < (s >> 16 & 0xFFFF);
+    }
 
     /// <summary>
     /// Stops the workers after their current chunk. A call still in flight on another thread finishes its
