@@ -161,6 +161,7 @@ public sealed class ThreadTeam : IDisposable
     {
         if (count <= 0) return;
         _cancellation.ThrowIfCancellationRequested();
+        ObjectDisposedException.ThrowIf(_stopping, this);
         int chunkItems = ChunkItems(count, grain);
         int chunks = (int)(((long)count + chunkItems - 1) / chunkItems);
         if (_threads.Length == 0 || chunks == 1)
@@ -169,7 +170,6 @@ public sealed class ThreadTeam : IDisposable
             body.Run(0, count, 0);
             return;
         }
-        ObjectDisposedException.ThrowIf(_stopping, this);
         int slot = Slot<TBody>.Index;
         if (slot >= _jobs.Length) Array.Resize(ref _jobs, Math.Max(slot + 1, 2 * _jobs.Length));
         var job = (Job<TBody>)(_jobs[slot] ??= new Job<TBody>());
