@@ -18,7 +18,7 @@ public sealed record OnnxExportOptions
 
 /// <summary>What an export wrote: the graph's size and how each kind of block became ONNX.</summary>
 /// <param name="Opset">the opset written.</param>
-/// <param name="Batch">the batch dimension: a number, or "batch" when dynamic.</param>
+/// <param name="Batch">the batch dimension: a number, or "dynamic" (the symbolic dimension "batch").</param>
 /// <param name="Nodes">nodes in the graph.</param>
 /// <param name="InitializerBytes">bytes of weights and constants.</param>
 /// <param name="UniformBlocks">blocks whose heads share one Q/K and one V width: one batched multi-head attention (Reshape/Transpose/MatMul).</param>
@@ -58,23 +58,29 @@ public static class OnnxExporter
     /// <summary>
     /// Refuses a checkpoint holding tensors the DeiT graph would not use (LayerScale gammas, Swin stages,
     /// relative position tables…): exporting without them would silently change what the model computes.
-    /// Sparse-stored weights' parts (<see cref="SparseStorage"/>) belong to the weight they encode.
+    /// Without <paramref name="config"/> (before the architecture is read) only tensors that mark another model
+    /// family are refused; with it, every tensor outside the architecture's layout. Sparse-stored weights' parts
+    /// (<see cref="SparseStorage"/>) belong to the weight they encode.
     /// </summary>
-    public static void RefuseUnknownTensors(SafeTensorsFile file, VitConfig config)
+    public static void RefuseUnknownTensors(SafeTensorsFile file, VitConfig? config)
     {
-        var expected = VitLayout.ExpectedShapes(config);
-        var stored = SparseStorage.Read(file);
+        var expected = config != null ? VitLayout.ExpectedShapes(config) : null;
+        var stored = config != null ? SparseStorage.Read(file) : null;
         foreach (var t in file.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
-            if (expected.ContainsKey(t.Name)) continue;
-            if (stored.Keys.Any(w => t.Name.StartsWith(w + ".", StringComparison.Ordinal))) continue;
-            string kind = t.Name.StartsWith("layers.", StringComparison.Ordinal) ? "a hierarchical (Swin-style) model"
-                : t.Name.Contains("relative_position", StringComparison.Ordinal) ? "relative position bias"
-                : t.Name.Contains(".ls1.", StringComparison.Ordinal) || t.Name.Contains(".ls2.", StringComparison.Ordinal) || t.Name.Contains("gamma", StringComparison.Ordinal) ? "LayerScale (DeiT III, CaiT)"
-                : "an operation outside DeiT";
-            throw new ModelException($"{file.Path}: tensor '{t.Name}' is not part of a DeiT (it suggests {kind}); the ONNX exporter writes DeiT models (dense, ragged, distilled, sparse) only and would drop it", t.Name);
+            string? family = OtherFamily(t.Name);
+            if (expected == null ? family == null
+                : expected.ContainsKey(t.Name) || stored!.Keys.Any(w => t.Name.StartsWith(w + ".", StringComparison.Ordinal))) continue;
+            throw new ModelException($"{file.Path}: tensor '{t.Name}' is not part of a DeiT (it suggests {family ?? "an operation outside DeiT"}); " +
+                "the ONNX exporter writes DeiT models (dense, ragged, distilled, sparse) only and would drop it", t.Name);
         }
     }
+
+    static string? OtherFamily(string tensor) =>
+        tensor.StartsWith("layers.", StringComparison.Ordinal) ? "a hierarchical (Swin-style) model"
+        : tensor.Contains("relative_position", StringComparison.Ordinal) ? "relative position bias"
+        : tensor.Contains(".ls1.", StringComparison.Ordinal) || tensor.Contains(".ls2.", StringComparison.Ordinal) || tensor.Contains("gamma", StringComparison.Ordinal) ? "LayerScale (DeiT III, CaiT)"
+        : null;
 
     /// <summary>Writes the model to <paramref name="path"/> atomically: on any failure no file (and no partial file) is left.</summary>
     public static OnnxExportSummary Write(string path, VitConfig config, ITensorSource weights, OnnxExportOptions? options = null)
@@ -107,7 +113,7 @@ public static class OnnxExporter
         var graph = new GraphProto { Name = c.Name };
         var g = new OnnxGraphBuilder(graph);
         var (uniform, sliced, heads) = DeitGraph.Write(g, c, w);
-        string batch = o.Batch?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "batch";
+        string batch = o.Batch?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "dynamic";
         long? b = o.Batch;
         graph.Input.Add(FloatValue("images", "batch", b, c.InChannels, c.ImageSize, c.ImageSize));
         graph.Output.Add(FloatValue("logits", "batch", b, c.NumClasses));
