@@ -123,7 +123,7 @@ public static class BenchApp
         return list;
     }
 
-    /// <summary>--ort-export: auto (torch when PyTorch is installed: an exporter independent of VitSparse; else vitsparse), torch or vitsparse.</summary>
+    /// <summary>--ort-export: auto (torch when python3-torch imports: an exporter independent of VitSparse; else vitsparse), torch or vitsparse.</summary>
     static string ParseOrtExport(string? value) => value switch
     {
         null => "auto",
@@ -326,7 +326,7 @@ public static class BenchApp
 
     static Contender? StartOrt(string name, VitConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
-        string? noTorch = s.OrtExport == "vitsparse" ? null : TorchPeer.Unavailable();
+        string? noTorch = s.OrtExport == "vitsparse" ? null : TorchPeer.TorchMissing();
         if (s.OrtExport == "torch" && noTorch != null)
         {
             report.Skipped.Add(new(name, "onnxruntime", $"--ort-export torch needs PyTorch: {noTorch}; install with: apt-get install python3-torch, or use --ort-export vitsparse"));
