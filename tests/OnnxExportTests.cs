@@ -189,4 +189,25 @@ public class OnnxExportTests(ITestOutputHelper log)
         using var s = new OrtSession(onnx);
         Assert.Equal(new[] { -1, 1000 }, s.OutputMetadata["logits"].Dimensions);
     }
+
+    /// <summary>Shapes of a config without values: reading a value is a test failure.</summary>
+    sealed class ShapesOnly(VitConfig c) : ITensorSource
+    {
+        readonly Dictionary<string, long[]> _shapes = VitLayout.ExpectedShapes(c);
+        public string Description => "shapes-only";
+        public bool Contains(string name) => _shapes.ContainsKey(name);
+        public long[] Shape(string name) => _shapes[name];
+        public ReadOnlySpan<float> Floats(string name) => throw new InvalidOperationException($"read {name}");
+    }
+
+    [Fact]
+    public void A_model_past_the_protobuf_limit_is_refused_before_any_weight_is_read()
+    {
+        // One block of width 8192 with a 32768 FFN: 3 GiB of float32.
+        var c = new VitConfig("huge", 32, 8, 3, 8192, 10, false, 1e-6f, [BlockConfig.Uniform(128, 64, 32768)],
+            VitConfig.ImageNetMean, VitConfig.ImageNetStd, 0.875f);
+        var e = Assert.Throws<ModelException>(() => OnnxExporter.ToBytes(c, new ShapesOnly(c)));
+        Assert.StartsWith("shapes-only: 3079 MiB of weights", e.Message);
+        Assert.Contains("do not fit one ONNX protobuf file (2 GiB at most)", e.Message);
+    }
 }
