@@ -42,10 +42,12 @@ internal sealed class OnnxGraphBuilder
     }
 
     /// <summary>A float32 initializer of shape <paramref name="dims"/>, stored little-endian in raw_data.</summary>
-    public string Floats(string name, ReadOnlySpan<float> values, params long[] dims)
+    public string Floats(string name, ReadOnlySpan<float> values, params long[] dims) => Raw(name, MemoryMarshal.AsBytes(values).ToArray(), dims);
+
+    /// <summary>A float32 initializer whose little-endian bytes are <paramref name="bytes"/> (kept, not copied).</summary>
+    string Raw(string name, byte[] bytes, long[] dims)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw_data is little-endian; this exporter runs on little-endian machines only");
-        var bytes = MemoryMarshal.AsBytes(values).ToArray();
         var t = new TensorProto { Name = Fresh(name), DataType = (int)TensorProto.Types.DataType.Float, RawData = UnsafeByteOperations.UnsafeWrap(bytes) };
         t.Dims.AddRange(dims);
         _graph.Initializer.Add(t);
@@ -81,10 +83,11 @@ internal sealed class OnnxGraphBuilder
     public string Transposed(string name, ReadOnlySpan<float> w, int rows, int cols)
     {
         if ((long)rows * cols != w.Length) throw new ArgumentException($"{name}: {w.Length} values for [{rows},{cols}]");
-        var t = new float[w.Length];
+        var bytes = new byte[4L * w.Length];
+        var t = MemoryMarshal.Cast<byte, float>(bytes.AsSpan());
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) t[(long)c * rows + r] = w[r * cols + c];
-        return Floats(name, t, cols, rows);
+            for (int c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
+        return Raw(name, bytes, [cols, rows]);
     }
 
     public static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
