@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using VitSparse.Bench.Peers;
+using VitSparse.Interop.Onnx;
 using VitSparse.Kernels;
 using VitSparse.Pruning;
 using VitSparse.Runtime.Formats;
@@ -76,6 +77,8 @@ public static class BenchApp
             models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify, load,
         };
         EnergyBench.AddOptions(root);
+        var ortExport = new Option<string>("--ort-export") { Description = "the ONNX model the ort peer runs: torch (torch.onnx.export of the PyTorch reference, independent of VitSparse), vitsparse (vitsparse export-onnx), or auto (torch when installed)", DefaultValueFactory = _ => "auto" };
+        root.Options.Add(ortExport);
         root.SetAction(pr =>
         {
             try
@@ -95,7 +98,7 @@ public static class BenchApp
                 var spec = pr.GetValue(sparsify) is { } sp ? SparsifySpec.Parse(sp) : null;
                 var mode = ParseSparse(pr.GetValue(sparse));
                 var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!), mode, spec)
-                    { Load = pr.GetValue(load) };
+                    { Load = pr.GetValue(load), OrtExport = ParseOrtExport(pr.GetValue(ortExport)) };
                 settings.Validate();
                 var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], [])
                     { Load = settings.Load, LoadAverage = ReadLoadAverage() };
@@ -136,6 +139,14 @@ public static class BenchApp
         return list;
     }
 
+    /// <summary>--ort-export: auto (torch when python3-torch imports: an exporter independent of VitSparse; else vitsparse), torch or vitsparse.</summary>
+    static string ParseOrtExport(string? value) => value switch
+    {
+        null => "auto",
+        "auto" or "torch" or "vitsparse" => value,
+        _ => throw new InputException("--ort-export", $"'{value}' is not one of auto, torch, vitsparse"),
+    };
+
     static SparseMode ParseSparse(string? value) => value switch
     {
         null or "auto" => SparseMode.Auto,
@@ -148,6 +159,8 @@ public static class BenchApp
     sealed record BenchSettings(int Threads, int Batch, int Warmup, int Iterations, string[] Peers, SparseMode Sparse = SparseMode.Auto, SparsifySpec? Sparsify = null)
     {
         public int Load { get; init; }
+        /// <summary>Which exporter writes the ort peer's model: auto, torch or vitsparse.</summary>
+        public string OrtExport { get; init; } = "auto";
 
         public void Validate()
         {
@@ -340,25 +353,25 @@ public static class BenchApp
 
     static Contender? StartOrt(string name, VitConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
-        string root = RepoRoot();
-        string? lib = OnnxRuntimePeer.Locate(root);
-        if (lib == null)
+        string? noTorch = s.OrtExport == "vitsparse" ? null : TorchPeer.TorchMissing();
+        if (s.OrtExport == "torch" && noTorch != null)
         {
-            report.Skipped.Add(new(name, "onnxruntime", "libonnxruntime.so.1 not found; install with: (cd tools/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install) or set VITSPARSE_ORT_LIB"));
+            report.Skipped.Add(new(name, "onnxruntime", $"--ort-export torch needs PyTorch: {noTorch}; install with: apt-get install python3-torch, or use --ort-export vitsparse"));
             return null;
         }
-        if (TorchPeer.Unavailable() is { } why)
-        {
-            report.Skipped.Add(new(name, "onnxruntime", $"exporting the ONNX model needs PyTorch: {why}; install with: apt-get install python3-torch"));
-            return null;
-        }
-        string onnx = ExportOnnx(root, c, weights, s.Batch, log);
-        var ort = new OnnxRuntimePeer(lib, onnx, s.Threads, s.Batch * c.NumClasses);
-        owned.Add(ort);
-        long[] shape = [s.Batch, c.InChannels, c.ImageSize, c.ImageSize];
+        string exporter = s.OrtExport == "vitsparse" || noTorch != null ? "vitsparse" : "torch";
+        string onnx = ExportOnnx(RepoRoot(), c, weights, s.Batch, exporter, log);
         var logits = new float[s.Batch * c.NumClasses];
-        ort.Run(input, shape, logits);
-        return new Contender($"onnxruntime {ort.Version}", count => Time(count, () => ort.Run(input, shape, logits)), logits.ToArray());
+        OnnxRuntimePeer ort;
+        try { ort = new OnnxRuntimePeer(onnx, s.Threads, input, [s.Batch, c.InChannels, c.ImageSize, c.ImageSize], logits, [s.Batch, c.NumClasses]); }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
+        {
+            report.Skipped.Add(new(name, "onnxruntime", $"ONNX Runtime (NuGet Microsoft.ML.OnnxRuntime) could not run {onnx}: {e.Message}"));
+            return null;
+        }
+        owned.Add(ort);
+        ort.Run();
+        return new Contender($"onnxruntime {OnnxRuntimePeer.Version}{(exporter == "torch" ? "" : " (vitsparse export)")}", count => Time(count, ort.Run), logits.ToArray());
     }
 
     static Contender? StartTorch(string name, VitConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
@@ -383,14 +396,29 @@ public static class BenchApp
         return path;
     }
 
-    /// <summary>Exports once per (config, weights, batch) into artifacts/peers; later runs reuse the file.</summary>
-    static string ExportOnnx(string root, VitConfig c, string? weights, int batch, TextWriter log)
+    /// <summary>
+    /// The peer's ONNX model: torch.onnx.export of the plain-PyTorch reference DeiT (tools/peers/export_onnx.py, an
+    /// implementation independent of ours), or VitSparse's own exporter (<paramref name="exporter"/>). Exported once
+    /// per (config, weights, batch, exporter) into artifacts/peers; later runs reuse the file.
+    /// </summary>
+    static string ExportOnnx(string root, VitConfig c, string? weights, int batch, string exporter, TextWriter log)
     {
         string config = WriteConfig(root, c);
-        string key = Hash($"{File.ReadAllText(config)}|{weights}|{(weights != null ? File.GetLastWriteTimeUtc(weights).Ticks : 0)}|{batch}");
+        string key = Hash($"{File.ReadAllText(config)}|{weights}|{(weights != null ? File.GetLastWriteTimeUtc(weights).Ticks : 0)}|{batch}|{exporter}");
         string path = Path.Combine(root, "artifacts", "peers", $"{c.Name}-b{batch}-{key}.onnx");
         if (File.Exists(path)) return path;
-        log.WriteLine($"exporting {c.Name} to ONNX for the onnxruntime peer…");
+        if (exporter == "vitsparse")
+        {
+            log.WriteLine($"exporting {c.Name} to ONNX with vitsparse's exporter for the onnxruntime peer…");
+            if (weights == null) OnnxExporter.Write(path, c, new SeededWeights(c), new OnnxExportOptions { Batch = batch });
+            else
+            {
+                using var file = new SafeTensorsFile(weights);
+                OnnxExporter.Write(path, c, new SafeTensorsSource(file), new OnnxExportOptions { Batch = batch });
+            }
+            return path;
+        }
+        log.WriteLine($"exporting {c.Name} to ONNX with torch.onnx.export for the onnxruntime peer…");
         var psi = new ProcessStartInfo(TorchPeer.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { Path.Combine(root, "tools", "peers", "export_onnx.py"), config, path, "--batch", batch.ToString(CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);
