@@ -1,4 +1,5 @@
 using VitSparse.Runtime;
+using Xunit;
 using VitSparse.Runtime.Formats;
 using VitSparse.Runtime.Models;
 
