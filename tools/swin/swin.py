@@ -9,6 +9,7 @@ window of the map's size and no shift (timm's _calc_window_shift).
 the tensors; `to_legacy(w, cfg)` renames them to the timm 0.6 / MS layout. cfg is the dict VitSparse stores
 in its metadata (family "swin").
 """
+import functools
 import math
 
 import torch
@@ -76,6 +77,7 @@ def to_legacy(w, cfg):
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def relative_position_index(w):
     coords = torch.stack(torch.meshgrid(torch.arange(w), torch.arange(w), indexing="ij")).flatten(1)  # 2, N
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()  # N, N, 2
@@ -95,6 +97,7 @@ def window_reverse(win, w, h, wd):
     return win.view(-1, h // w, wd // w, w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, h, wd, c)
 
 
+@functools.lru_cache(maxsize=None)
 def shift_mask(hp, wp, w, shift, dtype):
     img = torch.zeros((1, hp, wp, 1), dtype=dtype)
     cnt = 0
