@@ -60,6 +60,12 @@ public class SwinCliTests
         var (code, _, err) = Fixtures.Cli("inspect", "seeded:swin_x");
         Assert.Equal(2, code);
         Assert.Single(err.Trim().Split('\n'));
+        Assert.Contains("unknown Swin architecture 'swin_x'", err);
+        Assert.Contains("swin_t", err);
+        (code, _, err) = Fixtures.Cli("infer", "--weights", Fixtures.Path_("swin_tiny_legacy.safetensors"), "--arch", "swin_tt",
+            "--input", Fixtures.Path_("swin_tiny_legacy.input.npy"), "--output", Temp("never.npy"));
+        Assert.Equal(2, code);
+        Assert.Contains("--arch: unknown Swin architecture 'swin_tt'", err);
         // A plain timm file: no image size in the weights, so 224 is assumed and a 32-pixel batch does not fit.
         (code, _, err) = Fixtures.Cli("infer", "--weights", Fixtures.Path_("swin_tiny_legacy.safetensors"),
             "--input", Fixtures.Path_("swin_tiny_legacy.input.npy"), "--output", Temp("never.npy"));
