@@ -55,6 +55,26 @@ public class SwinCliTests
     }
 
     [Fact]
+    public void Bench_measures_a_seeded_swin_with_timms_macs()
+    {
+        string json = Temp("bench.json");
+        try
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            int code = VitSparse.Bench.BenchApp.Run(["--model", "swin_t", "--warmup", "0", "--iterations", "1", "--threads", "1", "--json", json], o, e);
+            Assert.True(code == 0, e.ToString());
+            Assert.Contains("| swin_t ", o.ToString());
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+            var row = doc.RootElement.GetProperty("results")[0];
+            Assert.Equal(4.491, row.GetProperty("gmac").GetDouble(), 3);   // methods.md §4: 4.491 GMACs
+            Assert.Equal(28_288_354, row.GetProperty("params").GetInt64());
+            Assert.Equal(2, VitSparse.Bench.BenchApp.Run(["--model", "swin_t", "--weights", "seeded:swin_s"], new StringWriter(), e));
+        }
+        finally { File.Delete(json); }
+    }
+
+    [Fact]
     public void Bad_swin_arguments_are_one_line_errors()
     {
         var (code, _, err) = Fixtures.Cli("inspect", "seeded:swin_x");
@@ -66,6 +86,9 @@ public class SwinCliTests
             "--input", Fixtures.Path_("swin_tiny_legacy.input.npy"), "--output", Temp("never.npy"));
         Assert.Equal(2, code);
         Assert.Contains("--arch: unknown Swin architecture 'swin_tt'", err);
+        (code, _, err) = Fixtures.Cli("fidelity", "--weights", "seeded:swin_t", "--calib", Fixtures.Path_("swin_tiny_t09.input.npy"));
+        Assert.Equal(2, code);
+        Assert.Contains("seeded:swin_t is a Swin; this command takes a DeiT", err);
         // A plain timm file: no image size in the weights, so 224 is assumed and a 32-pixel batch does not fit.
         (code, _, err) = Fixtures.Cli("infer", "--weights", Fixtures.Path_("swin_tiny_legacy.safetensors"),
             "--input", Fixtures.Path_("swin_tiny_legacy.input.npy"), "--output", Temp("never.npy"));

@@ -75,6 +75,7 @@ sealed class Weights
     /// <summary>The model, packed for inference.</summary>
     public VitModel Load(LoadOptions options)
     {
+        RefuseSwin();
         if (Seeded != null) return VitModel.FromSource(new SeededWeights(Seeded), Seeded, options);
         WarnIfArchIgnored(options);
         return VitModel.Load(Spec, options);
@@ -83,6 +84,7 @@ sealed class Weights
     /// <summary>The model's tensors in memory (pruning), with the class names of its metadata when asked.</summary>
     public (DenseTensors Dense, string[]? ClassNames) LoadDense(LoadOptions options, bool classNames = false)
     {
+        RefuseSwin();
         if (Seeded != null) return (DenseTensors.From(new SeededWeights(Seeded), Seeded), null);
         WarnIfArchIgnored(options);
         using var file = new SafeTensorsFile(Spec);
@@ -96,6 +98,12 @@ sealed class Weights
         if ((Seeded == null && SeededSwin == null) || namesFile != null) return ClassNames.Resolve(Spec, classes, namesFile);
         if (classes == 1000 && File.Exists(ClassNames.DebianImageNetList)) return (ClassNames.FromFile(ClassNames.DebianImageNetList, classes), ClassNames.DebianImageNetList);
         return (ClassNames.Indices(classes), "class indices");
+    }
+
+    /// <summary>The commands that need a DeiT (pruning, gradients, fidelity) say so for a Swin instead of failing on its tensors.</summary>
+    void RefuseSwin()
+    {
+        if (IsSwin) throw new InputException("--weights", $"{Spec} is a Swin; this command takes a DeiT (a Swin runs in infer, inspect, eval and bench)");
     }
 
     void WarnIfArchIgnored(LoadOptions options)
