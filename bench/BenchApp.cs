@@ -54,7 +54,7 @@ public sealed record BenchReport(string Machine, List<BenchResult> Results, List
 /// is given), warms up, then times whole inferences, alternating VitSparse with its peers in rounds so that
 /// machine drift hits every runtime alike. Prints markdown tables (and JSON with --json).
 /// </summary>
-public static class BenchApp
+public static partial class BenchApp
 {
     const int RoundSize = 5;
 
@@ -86,7 +86,14 @@ public static class BenchApp
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
-                if (w != null && Synthetic.IsSeeded(w, out var seeded))
+                if (w != null && Synthetic.IsSeededSwin(w, out var seededSwin))
+                {
+                    if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
+                    if (!SwinArchitectures.TryGet(names[0], out var m) || m.Name != seededSwin.Name)
+                        throw new InputException("--weights", $"{w} is not the architecture of --model {names[0]}");
+                    w = null;
+                }
+                else if (w != null && Synthetic.IsSeeded(w, out var seeded))
                 {
                     // seeded:ARCH is what bench measures anyway: the synthetic weights of ARCH (or of the dense model an SNP name prunes).
                     if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
@@ -104,7 +111,9 @@ public static class BenchApp
                     { Load = settings.Load, LoadAverage = ReadLoadAverage() };
                 using var energy = EnergyBench.Open(pr);
                 report.Energy = energy?.Report;
-                foreach (var n in names) Measure(n, w, settings, report, stderr, energy);
+                foreach (var n in names)
+                    if (SwinArchitectures.TryGet(n, out _)) MeasureSwin(n, w, settings, report, stderr);
+                    else Measure(n, w, settings, report, stderr, energy);
                 stdout.WriteLine($"VitSparse bench · {report.Machine}");
                 if (report.Load > 0) stdout.WriteLine($"--load {report.Load}: {report.Load} busy-spinning process{(report.Load == 1 ? "" : "es")} ran beside the measurement");
                 if (report.LoadAverage != null) stdout.WriteLine($"load average at start: {report.LoadAverage}");
@@ -351,7 +360,7 @@ public static class BenchApp
         return dir;
     }
 
-    static Contender? StartOrt(string name, VitConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
+    static Contender? StartOrt(string name, IImageModelConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
         string? noTorch = s.OrtExport == "vitsparse" ? null : TorchPeer.TorchMissing();
         if (s.OrtExport == "torch" && noTorch != null)
@@ -374,7 +383,7 @@ public static class BenchApp
         return new Contender($"onnxruntime {OnnxRuntimePeer.Version}{(exporter == "torch" ? "" : " (vitsparse export)")}", count => Time(count, ort.Run), logits.ToArray());
     }
 
-    static Contender? StartTorch(string name, VitConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
+    static Contender? StartTorch(string name, IImageModelConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
         if (TorchPeer.Unavailable() is { } why)
         {
@@ -388,7 +397,7 @@ public static class BenchApp
         return new Contender("pytorch 1.13 (OpenBLAS)", torch.Run, logits);
     }
 
-    static string WriteConfig(string root, VitConfig c)
+    static string WriteConfig(string root, IImageModelConfig c)
     {
         string json = c.ToJson();
         string path = Path.Combine(ArtifactsDir(), $"{c.Name}-{Hash(json)}.json");
@@ -397,11 +406,11 @@ public static class BenchApp
     }
 
     /// <summary>
-    /// The peer's ONNX model: torch.onnx.export of the plain-PyTorch reference DeiT (tools/peers/export_onnx.py, an
-    /// implementation independent of ours), or VitSparse's own exporter (<paramref name="exporter"/>). Exported once
-    /// per (config, weights, batch, exporter) into artifacts/peers; later runs reuse the file.
+    /// The peer's ONNX model: torch.onnx.export of the plain-PyTorch reference (tools/peers/export_onnx.py, an
+    /// implementation independent of ours, DeiT or Swin), or VitSparse's own exporter (<paramref name="exporter"/>, DeiT
+    /// only). Exported once per (config, weights, batch, exporter) into artifacts/peers; later runs reuse the file.
     /// </summary>
-    static string ExportOnnx(string root, VitConfig c, string? weights, int batch, string exporter, TextWriter log)
+    static string ExportOnnx(string root, IImageModelConfig c, string? weights, int batch, string exporter, TextWriter log)
     {
         string config = WriteConfig(root, c);
         string key = Hash($"{File.ReadAllText(config)}|{weights}|{(weights != null ? File.GetLastWriteTimeUtc(weights).Ticks : 0)}|{batch}|{exporter}");
@@ -409,12 +418,14 @@ public static class BenchApp
         if (File.Exists(path)) return path;
         if (exporter == "vitsparse")
         {
+            if (c is not VitConfig vit)
+                throw new InputException("--ort-export", $"vitsparse's ONNX exporter writes DeiT models only, not '{c.Name}'; use --ort-export torch (needs python3-torch)");
             log.WriteLine($"exporting {c.Name} to ONNX with vitsparse's exporter for the onnxruntime peer…");
-            if (weights == null) OnnxExporter.Write(path, c, new SeededWeights(c), new OnnxExportOptions { Batch = batch });
+            if (weights == null) OnnxExporter.Write(path, vit, new SeededWeights(vit), new OnnxExportOptions { Batch = batch });
             else
             {
                 using var file = new SafeTensorsFile(weights);
-                OnnxExporter.Write(path, c, new SafeTensorsSource(file), new OnnxExportOptions { Batch = batch });
+                OnnxExporter.Write(path, vit, new SafeTensorsSource(file), new OnnxExportOptions { Batch = batch });
             }
             return path;
         }

@@ -27,6 +27,7 @@ static class ExportOnnxCommand
             var exportOptions = new OnnxExportOptions { Opset = OnnxExporter.CheckOpset(pr.GetValue(opset), "--opset"), Batch = ParseBatch(pr.GetValue(batch)) };
             string outPath = Check.Output("--output", pr.GetValue(output)!);
             var w = Weights.Check(pr.GetValue(weights)!, options.Arch);
+            if (w.IsSwin) throw new InputException("--weights", $"{w.Spec} is a Swin; export-onnx writes DeiT models (dense, ragged, distilled, sparse) only");
 
             OnnxExportSummary summary;
             VitModel model;
