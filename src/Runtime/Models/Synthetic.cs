@@ -29,6 +29,16 @@ public static class Synthetic
         return true;
     }
 
+    /// <summary>
+    /// True when <paramref name="weights"/> is "seeded:ARCH" and ARCH is a Swin (<see cref="SwinArchitectures"/>);
+    /// <paramref name="config"/> is then its config. Other "seeded:" names return false (they may be DeiTs).
+    /// </summary>
+    public static bool IsSeededSwin(string weights, out SwinConfig config)
+    {
+        config = null!;
+        return weights.StartsWith(Prefix, StringComparison.Ordinal) && SwinArchitectures.TryGet(weights[Prefix.Length..], out config);
+    }
+
     /// <summary>Where the synthetic weights of a model file came from ("seeded:deit_s"), or null for a real model.</summary>
     public static string? Origin(SafeTensorsFile file) => file.Metadata.TryGetValue(MetadataKey, out var v) ? v : null;
 
