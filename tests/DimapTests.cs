@@ -219,3 +219,39 @@ public class DimapTests
             Assert.StartsWith("--granularity: ", Assert.Throws<InputException>(() => Granularity.Parse(bad)).Message);
     }
 }
+
+/// <summary>Table 1's parameter counts on the real architectures (seeded weights, shapes from SwinLayout): the paper counts every checkpoint tensor, AUX included.</summary>
+public class DimapTable1Tests
+{
+    [Theory]
+    [InlineData("swin_t", 28.3, 24.4, 19.2, 14.0)]
+    [InlineData("swin_s", 49.6, 42.5, 33.1, 23.7)]
+    [InlineData("swin_b", 87.8, 75.2, 58.4, 41.7)]
+    public void Nonzero_parameters_at_dimap_levels_match_table_1(string arch, double dense, double level1, double level2, double level3)
+    {
+        var c = SwinArchitectures.Get(arch);
+        var t = SwinTensors.From(new SeededSwinWeights(c), c);
+        static void Within1Percent(double expectedM, long actual, string what) =>
+            Assert.True(Math.Abs(actual / 1e6 - expectedM) <= 0.01 * expectedM, $"{what}: {actual / 1e6:0.000} M, Table 1 says {expectedM} M");
+        Within1Percent(dense, t.NonZeros(), $"{arch} dense");
+        var ranking = DimapRanking.Rank(t.Tensors, DimapMethod.Dimap, Granularity.Unstructured);
+        double[] expected = [level1, level2, level3];
+        for (int level = 1; level <= 3; level++)
+        {
+            var (pruned, _) = ranking.Apply(t.Tensors, ranking.Plan(DimapModules.LevelRatio(arch, level)));
+            Within1Percent(expected[level - 1], new SwinTensors(c, pruned).NonZeros(), $"{arch} DIMAP{level}");
+        }
+    }
+
+    [Fact]
+    public void Block_granularity_reaches_the_same_counts()
+    {
+        var c = SwinArchitectures.Get("swin_t");
+        var t = SwinTensors.From(new SeededSwinWeights(c), c);
+        var ranking = DimapRanking.Rank(t.Tensors, DimapMethod.Dimap, new Granularity(32, 32));
+        var (pruned, sparse) = ranking.Apply(t.Tensors, ranking.Plan(DimapModules.LevelRatio("swin_t", 3)));
+        long nonZeros = new SwinTensors(c, pruned).NonZeros();
+        Assert.InRange(nonZeros / 1e6, 14.0 * 0.99, 14.0 * 1.01);
+        Assert.All(sparse.Values, l => Assert.Equal(WeightFormat.Bsr, l.Format));
+    }
+}
