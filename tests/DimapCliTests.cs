@@ -136,3 +136,18 @@ public class DimapCliTests
         Assert.False(File.Exists(output));
     }
 }
+
+public class DimapBenchTests
+{
+    [Theory]
+    [InlineData("swin_t_dimap,deit_s", "--model: deit_s cannot be measured in one run with the DIMAP suite")]
+    [InlineData("swin_q_dimap", "unknown Swin architecture 'swin_q'")]
+    public void Bad_suite_requests_are_one_line_errors(string models, string expected)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(2, VitSparse.Bench.BenchApp.Run(["--model", models, "--iterations", "1"], o, e));
+        Assert.Contains(expected, e.ToString());
+        Assert.Single(e.ToString().TrimEnd().Split('\n'));
+    }
+}
