@@ -41,7 +41,7 @@ public sealed record BenchReport(string Machine, List<BenchResult> Results, List
 /// is given), warms up, then times whole inferences, alternating VitSparse with its peers in rounds so that
 /// machine drift hits every runtime alike. Prints markdown tables (and JSON with --json).
 /// </summary>
-public static class BenchApp
+public static partial class BenchApp
 {
     const int RoundSize = 5;
 
@@ -72,7 +72,14 @@ public static class BenchApp
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
-                if (w != null && Synthetic.IsSeeded(w, out var seeded))
+                if (w != null && Synthetic.IsSeededSwin(w, out var seededSwin))
+                {
+                    if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
+                    if (!SwinArchitectures.TryGet(names[0], out var m) || m.Name != seededSwin.Name)
+                        throw new InputException("--weights", $"{w} is not the architecture of --model {names[0]}");
+                    w = null;
+                }
+                else if (w != null && Synthetic.IsSeeded(w, out var seeded))
                 {
                     // seeded:ARCH is what bench measures anyway: the synthetic weights of ARCH (or of the dense model an SNP name prunes).
                     if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
@@ -88,7 +95,9 @@ public static class BenchApp
                 var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], []);
                 using var energy = EnergyBench.Open(pr);
                 report.Energy = energy?.Report;
-                foreach (var n in names) Measure(n, w, settings, report, stderr, energy);
+                foreach (var n in names)
+                    if (SwinArchitectures.TryGet(n, out _)) MeasureSwin(n, w, settings, report, stderr);
+                    else Measure(n, w, settings, report, stderr, energy);
                 stdout.WriteLine($"VitSparse bench · {report.Machine}");
                 if (spec != null) stdout.WriteLine($"--sparsify {spec.Label}: every block linear zeroed by magnitude per layer, a structure for kernel benchmarks, not a pruning method (accuracy is not kept)");
                 stdout.WriteLine();
@@ -312,7 +321,7 @@ public static class BenchApp
         return dir;
     }
 
-    static Contender? StartOrt(string name, VitConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
+    static Contender? StartOrt(string name, IImageModelConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
         string root = RepoRoot();
         string? lib = OnnxRuntimePeer.Locate(root);
@@ -335,7 +344,7 @@ public static class BenchApp
         return new Contender($"onnxruntime {ort.Version}", count => Time(count, () => ort.Run(input, shape, logits)), logits.ToArray());
     }
 
-    static Contender? StartTorch(string name, VitConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
+    static Contender? StartTorch(string name, IImageModelConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
         if (TorchPeer.Unavailable() is { } why)
         {
@@ -349,7 +358,7 @@ public static class BenchApp
         return new Contender("pytorch 1.13 (OpenBLAS)", torch.Run, logits);
     }
 
-    static string WriteConfig(string root, VitConfig c)
+    static string WriteConfig(string root, IImageModelConfig c)
     {
         string json = c.ToJson();
         string path = Path.Combine(ArtifactsDir(), $"{c.Name}-{Hash(json)}.json");
@@ -358,7 +367,7 @@ public static class BenchApp
     }
 
     /// <summary>Exports once per (config, weights, batch) into artifacts/peers; later runs reuse the file.</summary>
-    static string ExportOnnx(string root, VitConfig c, string? weights, int batch, TextWriter log)
+    static string ExportOnnx(string root, IImageModelConfig c, string? weights, int batch, TextWriter log)
     {
         string config = WriteConfig(root, c);
         string key = Hash($"{File.ReadAllText(config)}|{weights}|{(weights != null ? File.GetLastWriteTimeUtc(weights).Ticks : 0)}|{batch}");

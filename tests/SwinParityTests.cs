@@ -49,6 +49,19 @@ public class SwinParityTests
     }
 
     [Fact]
+    public void Full_size_swin_t_with_seeded_weights_matches_pytorch()
+    {
+        var config = SwinArchitectures.Get("swin_t");
+        var model = SwinModel.FromSource(new SeededSwinWeights(config), config);
+        var input = new float[config.ImageElements];
+        SeededWeights.FillInput(input);
+        var logits = new float[config.NumClasses];
+        using var session = new SwinSession(model, 2);
+        session.Run(input, 1, logits);
+        Fixtures.AssertClose(Fixtures.Npy_("swin_tiny_seeded.logits.npy").Data, logits, 1e-4, "swin_t seeded");
+    }
+
+    [Fact]
     public void Legacy_keys_give_the_same_config_as_timm09_keys()
     {
         var now = SwinModel.Load(Fixtures.Path_("swin_tiny_t09.safetensors")).Config;

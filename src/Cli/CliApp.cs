@@ -33,7 +33,7 @@ public static class CliApp
 
     internal static readonly Option<string?> ArchOption = new("--arch")
     {
-        Description = "architecture for checkpoints without VitSparse metadata (e.g. deit_s, deit_b_distilled)",
+        Description = "architecture for checkpoints without VitSparse metadata (e.g. deit_s, deit_b_distilled, swin_t)",
     };
 
     internal static readonly Option<string> NonFiniteOption = new("--nonfinite")
@@ -129,7 +129,7 @@ public static class CliApp
     internal static LoadOptions Options(ParseResult pr, TextWriter stderr)
     {
         string? arch = pr.GetValue(ArchOption);
-        if (arch != null) Architectures.Get(arch, "--arch");
+        if (arch != null && !SwinArchitectures.TryGet(arch, out _)) Architectures.Get(arch, "--arch");
         var sparse = pr.CommandResult.Command.Options.Contains(SparseOption) ? ParseSparse(pr.GetValue(SparseOption)) : SparseMode.Auto;
         return new LoadOptions { Arch = arch, NonFinite = NonFinite(pr), Warn = stderr.WriteLine, Sparse = sparse };
     }

@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
+import seeded  # noqa: E402
 import st_io  # noqa: E402
 import swin  # noqa: E402
 
@@ -49,6 +50,14 @@ def main():
     # shrinks the window to 6 (an 11² table) without a shift. Heads 6 and 8 wide.
     pad = swin.uniform_config("swin_pad_test", 12, [2, 2, 1], [2, 3, 6], window=7, classes=7, image=48, patch=2)
     write_case("swin_pad_t09", pad, swin.sharp_weights(pad, 2), batch=2, seed=2)
+
+    # Full-size swin_t with seeded weights: C# regenerates the same weights from the same generator.
+    t = swin.uniform_config("swin_tiny_patch4_window7_224", 96, [2, 2, 6, 2], [3, 6, 12, 24])
+    w = {k: torch.from_numpy(seeded.tensor(k, v)).double() for k, v in swin.expected_shapes(t).items()}
+    x = torch.from_numpy(seeded.image_batch([1, 3, 224, 224])).double()
+    logits = swin.forward(t, w, x)
+    np.save(os.path.join(OUT, "swin_tiny_seeded.logits.npy"), logits.float().numpy())
+    print(f"swin_tiny_seeded: max|logit| {logits.abs().max().item():.3f}, first {logits[0, :3].tolist()}")
 
 
 if __name__ == "__main__":

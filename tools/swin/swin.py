@@ -9,6 +9,7 @@ window of the map's size and no shift (timm's _calc_window_shift).
 the tensors; `to_legacy(w, cfg)` renames them to the timm 0.6 / MS layout. cfg is the dict VitSparse stores
 in its metadata (family "swin").
 """
+import functools
 import math
 
 import torch
@@ -76,6 +77,7 @@ def to_legacy(w, cfg):
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def relative_position_index(w):
     coords = torch.stack(torch.meshgrid(torch.arange(w), torch.arange(w), indexing="ij")).flatten(1)  # 2, N
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()  # N, N, 2
@@ -85,16 +87,15 @@ def relative_position_index(w):
     return rel.sum(-1)  # N, N
 
 
-def window_partition(x, w):
-    b, h, wd, c = x.shape
-    return x.view(b, h // w, w, wd // w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, c)
+def window_partition(x, w, h, wd, c):
+    return x.view(-1, h // w, w, wd // w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, c)
 
 
-def window_reverse(win, w, h, wd):
-    c = win.shape[-1]
+def window_reverse(win, w, h, wd, c):
     return win.view(-1, h // w, wd // w, w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, h, wd, c)
 
 
+@functools.lru_cache(maxsize=None)
 def shift_mask(hp, wp, w, shift, dtype):
     img = torch.zeros((1, hp, wp, 1), dtype=dtype)
     cnt = 0
@@ -102,18 +103,18 @@ def shift_mask(hp, wp, w, shift, dtype):
         for ws in ((0, -w), (-w, -shift), (-shift, None)):
             img[:, hs[0]:hs[1], ws[0]:ws[1], :] = cnt
             cnt += 1
-    mw = window_partition(img, w).squeeze(-1)  # nW, N
+    mw = window_partition(img, w, hp, wp, 1).squeeze(-1)  # nW, N
     m = mw.unsqueeze(1) - mw.unsqueeze(2)
     return m.masked_fill(m != 0, -100.0).masked_fill(m == 0, 0.0)
 
 
-def layer_norm(x, w, p, eps):
-    return F.layer_norm(x, (x.shape[-1],), w[p + ".weight"], w[p + ".bias"], eps)
+def layer_norm(x, w, p, eps, c):
+    return F.layer_norm(x, (c,), w[p + ".weight"], w[p + ".bias"], eps)
 
 
-def window_attention(x, w, p, heads, win, mask):
-    bw, n, c = x.shape
-    qkv = F.linear(x, w[p + "qkv.weight"], w[p + "qkv.bias"]).reshape(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+def window_attention(x, w, p, heads, win, mask, c):
+    n = win * win
+    qkv = F.linear(x, w[p + "qkv.weight"], w[p + "qkv.bias"]).reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
     q = q * (c // heads) ** -0.5
     attn = q @ k.transpose(-2, -1)
@@ -125,46 +126,46 @@ def window_attention(x, w, p, heads, win, mask):
         attn = attn.view(-1, nw, heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
         attn = attn.view(-1, heads, n, n)
     attn = attn.softmax(-1)
-    out = (attn @ v).transpose(1, 2).reshape(bw, n, c)
+    out = (attn @ v).transpose(1, 2).reshape(-1, n, c)
     return F.linear(out, w[p + "proj.weight"], w[p + "proj.bias"])
 
 
-def block(x, w, p, heads, win, shift, eps):
-    b, h, wd, c = x.shape
-    y = layer_norm(x, w, p + "norm1", eps)
+def block(x, w, p, heads, win, shift, eps, h, wd, c):
+    y = layer_norm(x, w, p + "norm1", eps, c)
     if shift:
         y = torch.roll(y, shifts=(-shift, -shift), dims=(1, 2))
     ph, pw = (win - h % win) % win, (win - wd % win) % win
     y = F.pad(y, (0, 0, 0, pw, 0, ph))
-    hp, wp = y.shape[1], y.shape[2]
+    hp, wp = h + ph, wd + pw
     mask = shift_mask(hp, wp, win, shift, y.dtype) if shift else None
-    y = window_attention(window_partition(y, win), w, p + "attn.", heads, win, mask)
-    y = window_reverse(y, win, hp, wp)[:, :h, :wd, :]
+    y = window_attention(window_partition(y, win, hp, wp, c), w, p + "attn.", heads, win, mask, c)
+    y = window_reverse(y, win, hp, wp, c)[:, :h, :wd, :]
     if shift:
         y = torch.roll(y, shifts=(shift, shift), dims=(1, 2))
     x = x + y
-    y = layer_norm(x, w, p + "norm2", eps)
+    y = layer_norm(x, w, p + "norm2", eps, c)
     y = F.linear(F.gelu(F.linear(y, w[p + "mlp.fc1.weight"], w[p + "mlp.fc1.bias"])), w[p + "mlp.fc2.weight"], w[p + "mlp.fc2.bias"])
     return x + y
 
 
-def patch_merge(x, w, p, eps):
-    b, h, wd, c = x.shape
-    x = x.reshape(b, h // 2, 2, wd // 2, 2, c).permute(0, 1, 3, 4, 2, 5).flatten(3)  # x0, x1, x2, x3
-    return F.linear(layer_norm(x, w, p + "norm", eps), w[p + "reduction.weight"])
+def patch_merge(x, w, p, eps, h, wd, c):
+    x = x.reshape(-1, h // 2, 2, wd // 2, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(-1, h // 2, wd // 2, 4 * c)  # x0, x1, x2, x3
+    return F.linear(layer_norm(x, w, p + "norm", eps, 4 * c), w[p + "reduction.weight"])
 
 
 def forward(cfg, w, x):
     eps = cfg["ln_eps"]
     y = F.conv2d(x, w["patch_embed.proj.weight"], w["patch_embed.proj.bias"], stride=cfg["patch_size"]).permute(0, 2, 3, 1)
-    y = layer_norm(y, w, "patch_embed.norm", eps)
-    for s, stage in enumerate(cfg["stages"]):
+    stages = cfg["stages"]
+    y = layer_norm(y, w, "patch_embed.norm", eps, stages[0]["dim"])
+    for s, stage in enumerate(stages):
+        r = resolution(cfg, s)
         if s > 0:
-            y = patch_merge(y, w, f"layers.{s}.downsample.", eps)
+            y = patch_merge(y, w, f"layers.{s}.downsample.", eps, 2 * r, 2 * r, stages[s - 1]["dim"])
         win, shift = stage_window(cfg, s), stage_shift(cfg, s)
         for b in range(stage["depth"]):
-            y = block(y, w, f"layers.{s}.blocks.{b}.", stage["heads"], win, shift if b % 2 else 0, eps)
-    y = layer_norm(y, w, "norm", eps).mean(dim=(1, 2))
+            y = block(y, w, f"layers.{s}.blocks.{b}.", stage["heads"], win, shift if b % 2 else 0, eps, r, r, stage["dim"])
+    y = layer_norm(y, w, "norm", eps, stages[-1]["dim"]).mean(dim=(1, 2))
     return F.linear(y, w["head.fc.weight"], w["head.fc.bias"])
 
 

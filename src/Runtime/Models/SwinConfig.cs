@@ -37,7 +37,7 @@ public sealed record SwinConfig(
     float LayerNormEps,
     float[] Mean,
     float[] Std,
-    float CropPct)
+    float CropPct) : IImageModelConfig
 {
     /// <summary>The `family` value of a Swin config in the metadata.</summary>
     public const string Family = "swin";

@@ -23,6 +23,9 @@ public static class SwinLayout
             || name.EndsWith(".attn.proj.weight", StringComparison.Ordinal) || name.EndsWith(".mlp.fc1.weight", StringComparison.Ordinal)
             || name.EndsWith(".mlp.fc2.weight", StringComparison.Ordinal) || name.EndsWith(".downsample.reduction.weight", StringComparison.Ordinal)));
 
+    /// <summary>Parameters of the config: every tensor's elements (timm's count; bias tables included).</summary>
+    public static long Params(SwinConfig c) => ExpectedShapes(c).Values.Sum(s => s.Aggregate(1L, (a, b) => a * b));
+
     /// <summary>Every tensor the config needs, by timm name (in the config's key layout), with its shape.</summary>
     public static Dictionary<string, long[]> ExpectedShapes(SwinConfig c)
     {

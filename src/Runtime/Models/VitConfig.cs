@@ -42,7 +42,7 @@ public sealed record VitConfig(
     IReadOnlyList<BlockConfig> Blocks,
     float[] Mean,
     float[] Std,
-    float CropPct)
+    float CropPct) : IImageModelConfig
 {
     /// <summary>safetensors metadata key of the config JSON.</summary>
     public const string MetadataKey = "vitsparse.config";
