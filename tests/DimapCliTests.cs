@@ -72,6 +72,31 @@ public class DimapCliTests
         Assert.True(again == 0, err2);
     }
 
+    /// <summary>The pruned file runs in the Swin runtime: stored CSR/BSR layers give the logits of the same zeros run dense.</summary>
+    [Theory]
+    [InlineData("swin_tiny_t09", "unstructured")]
+    [InlineData("swin_tiny_t09", "block:8x8")]
+    [InlineData("swin_tiny_legacy", "unstructured")]
+    public void A_pruned_swin_runs_like_its_zeros_dense(string fixture, string granularity)
+    {
+        string dir = Fixtures.TempDir(), output = Path.Combine(dir, "p.safetensors");
+        var (code, _, err) = Run("prune", "--method", "dimap", "--weights", Fixtures.Path_(fixture + ".safetensors"), "--params-removed", "0.4", "--granularity", granularity, "-o", output);
+        Assert.True(code == 0, err);
+        // Forced sparse kernels: at this size and density the cost model (auto) would run every layer dense.
+        var sparse = SwinModel.Load(output, new LoadOptions { Sparse = granularity == "unstructured" ? SparseMode.Unstructured : SparseMode.Bsr });
+        Assert.Contains(sparse.LinearLayers, l => l.Format != WeightFormat.Dense && l.Density < 1);
+        var zerosDense = SwinModel.FromSource(Read(output), sparse.Config, new LoadOptions { Sparse = SparseMode.Off });
+        var c = sparse.Config;
+        var input = new float[2 * c.ImageElements];
+        SeededWeights.FillInput(input);
+        float[] Logits(SwinModel m) { var l = new float[2 * c.NumClasses]; using var s = new SwinSession(m, 2); s.Run(input, 2, l); return l; }
+        var expected = Logits(zerosDense);
+        Fixtures.AssertClose(expected, Logits(sparse), 1e-4, fixture);
+        Assert.All(expected, v => Assert.True(float.IsFinite(v)));
+        using var f = new SafeTensorsFile(output);
+        Assert.Equal(fixture.EndsWith("legacy") ? SwinKeyLayout.Legacy : SwinKeyLayout.Timm09, SwinFile.ReadConfig(f, null).Layout);
+    }
+
     [Theory]
     [InlineData("--weights", "seeded:deit_s", "--params-removed", "0.3", "is a DeiT; --method dimap prunes Swin models")]
     [InlineData("--weights", "seeded:swin_q", "--params-removed", "0.3", "unknown Swin architecture 'swin_q'")]
@@ -80,9 +105,9 @@ public class DimapCliTests
     [InlineData("--weights", "MINI", "--params-removed", "0.97", "DIMAP may prune")]
     [InlineData("--weights", "MINI", "--level", "4", "not a DIMAP level")]
     [InlineData("--weights", "MINI", "--granularity", "block:0x8", "--granularity:")]
-    [InlineData("--weights", "MINI", "--target", "deit_s_2.0g", "--target: applies to --method snp")]
+    [InlineData("--weights", "MINI", "--target", "deit_s_2.0g", "--target: does not apply to --method dimap")]
     [InlineData("--weights", "MINI", "--arch", "deit_s", "--arch: deit_s is a DeiT")]
-    [InlineData("--weights", "MINI", "--calib", "seeded", "--calib: applies to --method snp")]
+    [InlineData("--weights", "MINI", "--calib", "seeded", "--calib: does not apply to --method dimap")]
     [InlineData("--weights", "DEIT", "--params-removed", "0.3", "is a DeiT; --method dimap prunes Swin models")]
     public void Mistakes_are_one_line_errors_without_output(string o1, string v1, string o2, string v2, string expected)
     {

@@ -50,7 +50,7 @@ sealed class DimapCommand
         // Every argument is checked before the model is loaded.
         foreach (var child in pr.CommandResult.Children.OfType<OptionResult>())
             if (!child.Implicit && !Shared.Contains(child.Option.Name) && !All.Contains(child.Option))
-                throw new InputException(child.Option.Name, $"applies to --method snp, not {m}");
+                throw new InputException(child.Option.Name, $"does not apply to --method {m} (options of dimap: --params-removed, --level, --single-module, --granularity)");
         double? removed = pr.GetValue(_paramsRemoved);
         int? level = pr.GetValue(_level);
         if ((removed == null) == (level == null)) throw new InputException("--params-removed", "give exactly one of --params-removed and --level");

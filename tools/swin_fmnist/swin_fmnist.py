@@ -240,10 +240,10 @@ def train(epochs, threads):
     say(f"stored F16 weights: test top-1 {evaluate(model, xte, yte) * 100:.2f}% after {time.time() - start:.0f} s")
 
 
-def save(model):
+def save(model, path=os.path.join(ROOT, "tests", "fixtures", "swin_fmnist.safetensors")):
     w = {k: v.detach().numpy().astype(np.float16) for k, v in model.state_dict().items()}
-    meta = {"vitsparse.config": json.dumps(CFG), "format": "pt", "vitsparse.classes": json.dumps(CLASSES)}
-    st_io.save(os.path.join(ROOT, "tests", "fixtures", "swin_fmnist.safetensors"), w, meta)
+    meta = {"vitsparse.config": json.dumps(CFG), "format": "pt", "classes": json.dumps(CLASSES)}
+    st_io.save(path, w, meta)
 
 
 def main():
