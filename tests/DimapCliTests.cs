@@ -72,6 +72,19 @@ public class DimapCliTests
         Assert.True(again == 0, err2);
     }
 
+    [Fact]
+    public void Single_module_reports_its_one_threshold()
+    {
+        var (dir, mini) = MiniFile();
+        string report = Path.Combine(dir, "r.json");
+        var (code, stdout, err) = Run("prune", "--method", "dimap", "--single-module", "--weights", mini, "--level", "3", "-o", Path.Combine(dir, "s.safetensors"), "--report", report);
+        Assert.True(code == 0, err);
+        Assert.Contains("with dimap single-module (unstructured)", stdout);
+        Assert.Contains("one threshold over all prunable weights: ", stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(report));
+        Assert.True(doc.RootElement.GetProperty("global_threshold").GetSingle() > 0);
+    }
+
     /// <summary>The pruned file runs in the Swin runtime: stored CSR/BSR layers give the logits of the same zeros run dense.</summary>
     [Theory]
     [InlineData("swin_tiny_t09", "unstructured")]

@@ -1,3 +1,4 @@
+using System.Globalization;
 using VitSparse.Runtime;
 using VitSparse.Runtime.Models;
 
@@ -92,10 +93,11 @@ public sealed class DimapRanking
     public DimapPlan Plan(double paramsRemoved, string argument = "--params-removed")
     {
         if (!(paramsRemoved >= 0 && paramsRemoved < 1))
-            throw new InputException(argument, $"{paramsRemoved} is outside [0, 1): it is the fraction of parameters removed");
+            throw new InputException(argument, $"{paramsRemoved.ToString(CultureInfo.InvariantCulture)} is outside [0, 1): it is the fraction of parameters removed");
         long target = (long)Math.Round(paramsRemoved * TotalParams);
         if (target > PrunableParams)
-            throw new InputException(argument, $"{paramsRemoved} of {TotalParams:N0} parameters is more than the {PrunableParams:N0} ({(double)PrunableParams / TotalParams:P1}) DIMAP may prune; AUX (embedding, norms, merging, head, biases, bias tables) is kept");
+            throw new InputException(argument, string.Create(CultureInfo.InvariantCulture,
+                $"{paramsRemoved} of {TotalParams:N0} parameters is more than the {PrunableParams:N0} ({(double)PrunableParams / TotalParams:P1}) DIMAP may prune; AUX (embedding, norms, merging, head, biases, bias tables) is kept"));
         double r = (double)target / PrunableParams;
         var cut = new int[_layers.Count];
         var thresholds = new Dictionary<string, float>(StringComparer.Ordinal);

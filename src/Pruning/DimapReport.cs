@@ -15,6 +15,9 @@ public sealed record DimapLayerLine(string Layer, string Module, long Params, lo
 public sealed record DimapReport(string Model, string Method, string Granularity, double ParamsRemoved, long ParamsBefore, long ParamsAfter,
     long PrunableParams, IReadOnlyList<DimapModuleLine> Modules, IReadOnlyList<DimapLayerLine> Layers)
 {
+    /// <summary>The one threshold of the single-module ablation (null for the other methods).</summary>
+    public float? GlobalThreshold { get; init; }
+
     /// <summary>The report of a plan on the model called <paramref name="model"/>.</summary>
     public static DimapReport Of(string model, DimapPlan plan)
     {
@@ -23,7 +26,10 @@ public sealed record DimapReport(string Model, string Method, string Granularity
             plan.Method == DimapMethod.Dimap ? plan.Thresholds[g.Key.ToString()] : null)).ToList();
         string method = plan.Method switch { DimapMethod.Dimap => "dimap", DimapMethod.SingleModule => "dimap single-module", _ => "magnitude (uniform per layer)" };
         return new DimapReport(model, method, plan.Unit.ToString(), plan.ParamsRemoved, plan.TotalParams, plan.ParamsAfter, plan.PrunableParams, modules,
-            plan.Layers.Select(l => new DimapLayerLine(l.Layer, l.Module.ToString(), l.Params, l.Removed, Math.Round(l.Kept, 6))).ToList());
+            plan.Layers.Select(l => new DimapLayerLine(l.Layer, l.Module.ToString(), l.Params, l.Removed, Math.Round(l.Kept, 6))).ToList())
+        {
+            GlobalThreshold = plan.Method == DimapMethod.SingleModule ? plan.Thresholds["model"] : null,
+        };
     }
 
     /// <summary>Totals, then one row per module.</summary>
@@ -39,6 +45,7 @@ public sealed record DimapReport(string Model, string Method, string Granularity
             t.Add(m.Module, m.Params.ToString("N0", inv), m.Removed.ToString("N0", inv), (1 - (double)m.Removed / m.Params).ToString("0.0%", inv),
                 m.Threshold is { } th ? th.ToString("0.###E+0", inv) : "-");
         sw.Write(t);
+        if (GlobalThreshold is { } g) sw.WriteLine($"one threshold over all prunable weights: {g.ToString("0.###E+0", inv)}");
         return sw.ToString();
     }
 
