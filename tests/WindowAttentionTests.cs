@@ -27,14 +27,18 @@ public class WindowAttentionTests
                             token = (b * g.Height + (i + s) % g.Height) * g.Width + (j + s) % g.Width;
                             return qkv.AsSpan(token * 3 * c, 3 * c).ToArray();
                         }
+                        var rows = new float[n][];
+                        var tokens = new int[n];
+                        for (int t = 0; t < n; t++) rows[t] = Row(t, out tokens[t]);
                         for (int qi = 0; qi < n; qi++)
                         {
-                            var q = Row(qi, out int outToken);
+                            var q = rows[qi];
+                            int outToken = tokens[qi];
                             var logits = new double[n];
                             double max = double.NegativeInfinity;
                             for (int kj = 0; kj < n; kj++)
                             {
-                                var k = Row(kj, out _);
+                                var k = rows[kj];
                                 double dot = 0;
                                 for (int e = 0; e < d; e++) dot += (double)q[h * d + e] * k[c + h * d + e];
                                 int index = (qi / w - kj / w + w - 1) * side + (qi % w - kj % w + w - 1);
@@ -49,7 +53,7 @@ public class WindowAttentionTests
                             for (int e = 0; e < d; e++)
                             {
                                 double acc = 0;
-                                for (int kj = 0; kj < n; kj++) acc += logits[kj] * Row(kj, out _)[2 * c + h * d + e];
+                                for (int kj = 0; kj < n; kj++) acc += logits[kj] * rows[kj][2 * c + h * d + e];
                                 output[outToken * c + h * d + e] = (float)(acc / sum);
                             }
                         }

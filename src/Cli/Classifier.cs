@@ -22,6 +22,14 @@ sealed class Classifier : IDisposable
 
     Classifier(InferenceSession? vit, SwinSession? swin, IImageModelConfig config) => (_vit, _swin, Config) = (vit, swin, config);
 
+    /// <summary>Refuses an unknown --arch, suggesting Swin names for a Swin-like name and DeiT names otherwise.</summary>
+    public static void CheckArch(string? arch)
+    {
+        if (arch == null || SwinArchitectures.TryGet(arch, out _)) return;
+        if (arch.StartsWith("swin", StringComparison.OrdinalIgnoreCase)) SwinArchitectures.Get(arch, "--arch");
+        Architectures.Get(arch, "--arch");
+    }
+
     public static Classifier Open(Weights w, LoadOptions options, int threads)
     {
         if (w.IsSwin)

@@ -129,7 +129,7 @@ public static class CliApp
     internal static LoadOptions Options(ParseResult pr, TextWriter stderr)
     {
         string? arch = pr.GetValue(ArchOption);
-        if (arch != null && !SwinArchitectures.TryGet(arch, out _)) Architectures.Get(arch, "--arch");
+        Classifier.CheckArch(arch);
         var sparse = pr.CommandResult.Command.Options.Contains(SparseOption) ? ParseSparse(pr.GetValue(SparseOption)) : SparseMode.Auto;
         return new LoadOptions { Arch = arch, NonFinite = NonFinite(pr), Warn = stderr.WriteLine, Sparse = sparse };
     }

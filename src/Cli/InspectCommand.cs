@@ -20,7 +20,7 @@ static class InspectCommand
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             string? arch = pr.GetValue(CliApp.ArchOption);
-            if (arch != null && !SwinArchitectures.TryGet(arch, out _)) Architectures.Get(arch, "--arch");
+            Classifier.CheckArch(arch);
             var w = Weights.Check(pr.GetValue(file)!, arch, "weights");
             if (w.SeededSwin != null)
             {

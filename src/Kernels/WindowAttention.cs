@@ -126,12 +126,18 @@ public sealed class WindowAttention
         public void Run(int start, int end, int worker)
         {
             int* source = stackalloc int[g.Tokens];
+            int windows = g.Windows, lastWindow = -1, type = 0;
             fixed (float* scratch = a._scratch[worker])
             {
                 for (int item = start; item < end; item++)
                 {
-                    int h = item % heads, win = item / heads % g.Windows, image = item / heads / g.Windows;
-                    int type = WindowTokens(win, image, source);
+                    // Items are head-minor: a window's token rows are found once for all its heads.
+                    int h = item % heads, imageWindow = item / heads;
+                    if (imageWindow != lastWindow)
+                    {
+                        type = WindowTokens(imageWindow % windows, imageWindow / windows, source);
+                        lastWindow = imageWindow;
+                    }
                     switch (a._simd)
                     {
                         case SimdWidth.V512: Head<V512, Vector512<float>>(h, type, source, scratch); break;

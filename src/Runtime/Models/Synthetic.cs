@@ -25,6 +25,8 @@ public static class Synthetic
         if (!weights.StartsWith(Prefix, StringComparison.Ordinal)) return false;
         string arch = weights[Prefix.Length..];
         if (arch.Length == 0) throw new InputException(argument, $"'{weights}' names no architecture; e.g. seeded:deit_s");
+        // A Swin name is IsSeededSwin's; an unknown one that looks like a Swin gets the Swin names suggested.
+        if (arch.StartsWith("swin", StringComparison.OrdinalIgnoreCase)) SwinArchitectures.Get(arch, argument);
         config = Architectures.Get(arch, argument);
         return true;
     }
