@@ -83,6 +83,8 @@ public static partial class BenchApp
         {
             try
             {
+                if (SwinDimapBench.Handles(pr.GetValue(models)!))   // --model swin_t_dimap: SwinDimapBench.cs
+                    return SwinDimapBench.Run(pr.GetValue(models)!, pr.GetValue(weights), pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), stdout, stderr);
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
