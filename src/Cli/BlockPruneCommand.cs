@@ -42,7 +42,7 @@ static class BlockPruneCommand
         "lpvit" => BlockMethod.Lpvit,
         "block-magnitude" => BlockMethod.BlockMagnitude,
         "block-global" => BlockMethod.BlockGlobal,
-        _ => throw new InputException("--method", $"'{name}' is not one of snp, lpvit, block-magnitude, block-global{Runtime.Text.DidYouMean.Hint(name, ["snp", "lpvit", "block-magnitude", "block-global"])}"),
+        _ => throw new InputException("--method", $"'{name}' is not one of snp, lpvit, block-magnitude, block-global, dimap, magnitude{Runtime.Text.DidYouMean.Hint(name, ["snp", "lpvit", "block-magnitude", "block-global", "dimap", "magnitude"])}"),
     };
 
     static (int H, int W) ParseBlock(string text)

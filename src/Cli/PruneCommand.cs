@@ -17,7 +17,7 @@ static class PruneCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var method = new Option<string>("--method") { Description = "pruning method: snp (structured, smaller dense model), lpvit, block-magnitude or block-global (block-sparse BSR layers)", DefaultValueFactory = _ => "snp" };
+        var method = new Option<string>("--method") { Description = "pruning method: snp (structured, smaller dense model), lpvit, block-magnitude or block-global (block-sparse BSR layers), dimap or magnitude (Swin weight pruning)", DefaultValueFactory = _ => "snp" };
         var weights = new Option<string>("--weights") { Description = "dense model .safetensors (timm DeiT or VitSparse), or seeded:ARCH for synthetic weights", Required = true };
         var target = new Option<string?>("--target") { Description = "released SNP structure: deit_t_0.6g, deit_s_2.0g, deit_s_1.3g, deit_b_6.4g (or any architecture name)" };
         var ratios = new Option<string?>("--ratios") { Description = "per-layer ratio JSON: {\"embed\": r, \"blocks\": [{\"qk\": r, \"v\": r, \"mlp\": r}, …]} (fraction removed)" };
@@ -36,9 +36,11 @@ static class PruneCommand
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
             CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
         };
-        foreach (var o in BlockPruneCommand.All) cmd.Options.Add(o);
+        foreach (var o in BlockPruneCommand.All) cmd.Options.Add(o);   // --method lpvit|block-magnitude|block-global: BlockPruneCommand.cs
+        var dimap = DimapCommand.AddOptions(cmd);   // --method dimap|magnitude (Swin weight pruning): DimapCommand.cs
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
+            if (dimap.Intercept(pr, method, weights, output, report, stdout) is { } dimapCode) return dimapCode;
             // Every argument and path is checked before the model is loaded: a mistake costs no calibration.
             if (pr.GetValue(method) != "snp")
             {
