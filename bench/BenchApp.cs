@@ -34,6 +34,8 @@ public sealed record Speedup(string Model, string Runtime, double DenseMs, doubl
 public sealed record BenchReport(string Machine, List<BenchResult> Results, List<SkippedPeer> Skipped, Dictionary<string, Dictionary<string, double>> BreakdownMs, List<Speedup> Speedups)
 {
     public EnergyReport? Energy { get; set; }
+    /// <summary>Kernel launches per inference on a GPU device (`--breakdown`), per model.</summary>
+    public Dictionary<string, long> LaunchesPerInference { get; init; } = [];
 }
 
 /// <summary>
@@ -58,9 +60,11 @@ public static class BenchApp
         var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
         var sparse = new Option<string>("--sparse") { Description = "kernels for layers with zeros in the sparse variant: auto, bsr, unstructured (off or dense: no sparse variant)", DefaultValueFactory = _ => "auto" };
         var sparsify = new Option<string?>("--sparsify") { Description = "zero a fraction of every block linear by magnitude (not a pruning method) and compare with the same model dense: bsr32x32:0.5, bsr16x16:0.5, unstructured:0.7" };
+        var device = new Option<string>("--device") { Description = "what runs VitSparse: cpu, gpu, gpu:N, ilgpu-cpu (GPU kernels on ILGPU's slow CPU accelerator)", DefaultValueFactory = _ => "cpu" };
+        var fp16 = new Option<bool>("--fp16-weights") { Description = "on a GPU device, store weights as fp16" };
         var root = new RootCommand("VitSparse benchmark: end-to-end latency per model, with peers")
         {
-            models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify,
+            models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify, device, fp16,
         };
         EnergyBench.AddOptions(root);
         root.SetAction(pr =>
@@ -81,9 +85,10 @@ public static class BenchApp
                 }
                 var spec = pr.GetValue(sparsify) is { } sp ? SparsifySpec.Parse(sp) : null;
                 var mode = ParseSparse(pr.GetValue(sparse));
-                var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!), mode, spec);
+                var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!), mode, spec)
+                    { Device = VitSparse.Runtime.Backends.Devices.Validate(pr.GetValue(device)!), Fp16Weights = pr.GetValue(fp16) };
                 settings.Validate();
-                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], []);
+                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · {(settings.Fp16Weights ? "fp16 weights" : "fp32")}{(settings.Device == "cpu" ? "" : $" · VitSparse on --device {settings.Device}")}", [], [], [], []);
                 using var energy = EnergyBench.Open(pr);
                 report.Energy = energy?.Report;
                 foreach (var n in names) Measure(n, w, settings, report, stderr, energy);
@@ -95,6 +100,8 @@ public static class BenchApp
                 if (report.Speedups.Count > 0) stdout.Write(SpeedupTable(report.Speedups));
                 if (report.Energy != null) stdout.Write(EnergyBench.Tables(report.Energy));
                 if (pr.GetValue(breakdown)) stdout.Write(BreakdownTable(report.BreakdownMs));
+                if (pr.GetValue(breakdown) && report.LaunchesPerInference.Count > 0)
+                    stdout.WriteLine($"\nkernel launches per inference ({settings.Device}): {string.Join(", ", report.LaunchesPerInference.Select(kv => $"{kv.Key} {kv.Value}"))}");
                 if (pr.GetValue(json) is { } path)
                     VitSparse.Runtime.Formats.AtomicFile.Write(path, s => JsonSerializer.Serialize(s, report, BenchJson.Default.BenchReport));
                 return 0;
@@ -130,6 +137,9 @@ public static class BenchApp
 
     sealed record BenchSettings(int Threads, int Batch, int Warmup, int Iterations, string[] Peers, SparseMode Sparse = SparseMode.Auto, SparsifySpec? Sparsify = null)
     {
+        public string Device { get; init; } = "cpu";
+        public bool Fp16Weights { get; init; }
+
         public void Validate()
         {
             if (Threads < 1) throw new InputException("--threads", $"must be at least 1, got {Threads}");
@@ -242,7 +252,7 @@ public static class BenchApp
             foreach (var v in variants)
             {
                 var logits = new float[(long)s.Batch * c.NumClasses];
-                var session = new InferenceSession(v.Model, s.Threads);
+                var session = new InferenceSession(v.Model, s.Device, s.Threads, s.Fp16Weights);
                 sessions.Add(session);
                 session.Run(input, s.Batch, logits);
                 contenders.Add((v, new Contender("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray())));
@@ -267,7 +277,10 @@ public static class BenchApp
                 var session = sessions[i];
                 var logits = new float[(long)s.Batch * c.NumClasses];
                 session.Timings = new OpTimings();
-                for (int r = 0; r < Math.Max(5, s.Iterations / 3); r++) session.Run(input, s.Batch, logits);
+                int runs = Math.Max(5, s.Iterations / 3);
+                long launches = session.Backend.Launches;
+                for (int r = 0; r < runs; r++) session.Run(input, s.Batch, logits);
+                if (s.Device != "cpu") report.LaunchesPerInference[variants[i].Label] = (session.Backend.Launches - launches) / runs;
                 report.BreakdownMs[variants[i].Label] = Enum.GetValues<Op>().ToDictionary(op => op.ToString(), op => session.Timings.MeanMs(op));
             }
         }

@@ -27,7 +27,7 @@ static class EvalCommand
         var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
         {
             weights, CliApp.ArchOption, idx, npy, data, labelsFile, skipBad, limit, batch, threads, json, CliApp.NonFiniteOption,
-            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption,
+            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption, CliApp.DeviceOption, CliApp.Fp16WeightsOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
@@ -50,6 +50,7 @@ static class EvalCommand
             if (pr.GetValue(json) is { } jp) Check.Output("--json", jp);
             var limits = CliApp.ImageLimits(pr);
             var options = CliApp.Options(pr, stderr);
+            CliApp.DeviceName(pr);
             var w = Weights.Check(pr.GetValue(weights)!, options.Arch);
 
             var model = w.Load(options);
@@ -62,7 +63,7 @@ static class EvalCommand
             using ILabelledImages set = folder != null ? folder
                 : idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, lim)
                 : new NpyImages(npyFiles[0], npyFiles[1], model.Config, lim, options.NonFinite, stderr.WriteLine);
-            using var session = new InferenceSession(model, thr);
+            using var session = CliApp.Session(pr, model, thr);
             var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, bat, report));
             if (w.SyntheticNotice() is { } notice) stdout.WriteLine(notice);
             if (folder is { Skipped: > 0 }) stdout.WriteLine($"skipped {folder.Skipped} unreadable images");

@@ -17,7 +17,7 @@ static class InferCommand
         var threads = CliApp.ThreadsOption();
         var cmd = new Command("infer", "run a model on images (top-5 classes) or on a preprocessed batch (logits to .npy)")
         {
-            weights, input, output, CliApp.ArchOption, threads, CliApp.NonFiniteOption, CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption,
+            weights, input, output, CliApp.ArchOption, threads, CliApp.NonFiniteOption, CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption, CliApp.DeviceOption, CliApp.Fp16WeightsOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
@@ -27,6 +27,7 @@ static class InferCommand
             if (inputs.Length == 0) throw new InputException("--input", "give a .npy file or image files");
             var limits = CliApp.ImageLimits(pr);
             var options = CliApp.Options(pr, stderr);
+            CliApp.DeviceName(pr);
             bool npy = inputs.Length == 1 && inputs[0].EndsWith(".npy", StringComparison.OrdinalIgnoreCase);
             if (!npy && inputs.FirstOrDefault(i => i.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) is { } extra)
                 throw new InputException("--input", $"{extra}: a .npy batch is given alone, not with other inputs");
@@ -55,7 +56,7 @@ static class InferCommand
                     ImageFile.ToTensor(inputs[i], c, x.AsSpan(i * c.ImageElements, c.ImageElements), limits.Side, limits.Pixels);
             }
             var logits = new float[(long)batch * c.NumClasses];
-            using (var session = new InferenceSession(model, t))
+            using (var session = CliApp.Session(pr, model, t))
             {
                 const int chunk = 64;
                 for (int b0 = 0; b0 < batch; b0 += chunk)

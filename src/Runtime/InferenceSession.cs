@@ -34,6 +34,13 @@ public sealed class InferenceSession : IDisposable
     public InferenceSession(VitModel model, int threads = 0) : this(model, new CpuBackend(threads, model.Simd)) { }
 
     /// <summary>
+    /// A session on the `--device` named <paramref name="device"/> (see <see cref="Devices.Open"/>: cpu, gpu, gpu:N, ilgpu-cpu);
+    /// <paramref name="threads"/> is the CPU backend's thread count, <paramref name="fp16Weights"/> stores a GPU's weights as fp16.
+    /// </summary>
+    public InferenceSession(VitModel model, string device, int threads = 0, bool fp16Weights = false)
+        : this(model, Devices.Open(device, threads, model.Simd, fp16Weights)) { }
+
+    /// <summary>
     /// A session on <paramref name="model"/> run by <paramref name="backend"/> (<see cref="CpuBackend"/>, or a GPU backend
     /// from <see cref="Devices.Open"/>); the model's weights are stored on it once, here. The session owns the backend and disposes it.
     /// </summary>

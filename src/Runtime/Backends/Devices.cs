@@ -39,14 +39,12 @@ public static class Devices
     /// </summary>
     public static IVitBackend Open(string device, int threads = 0, SimdWidth simd = 0, bool halfWeights = false)
     {
-        device = device.Trim().ToLowerInvariant();
+        device = Validate(device);
         if (device == "cpu")
         {
             if (halfWeights) throw new InputException("--half", "fp16 weights are a GPU option; the CPU backend keeps fp32");
             return new CpuBackend(threads, simd);
         }
-        if (device != "gpu" && device != "ilgpu-cpu" && !(device.StartsWith("gpu:", StringComparison.Ordinal) && int.TryParse(device.AsSpan(4), out int n) && n >= 0))
-            throw new InputException("--device", $"'{device}' is not one of {string.Join(", ", Names)}{Text.DidYouMean.Hint(device, ["cpu", "gpu", "ilgpu-cpu"])}");
         if (!GpuSupported)
             throw new DeviceException($"device '{device}': this build of vitsparse is compiled ahead of time (NativeAOT) and has no GPU backend; use the JIT build (tools/install-cli.sh) for GPU devices");
         return LoadFactory().Open(device, halfWeights);
@@ -54,6 +52,16 @@ public static class Devices
 
     // Only reached when dynamic code is supported (a JIT build, never NativeAOT or trimmed: the CLI's AOT publish
     // has no VitSparse.Gpu to load, and says so above); the factory type is public and has a public default constructor.
+    /// <summary>The device name normalised (trimmed, lower case); an <see cref="InputException"/> for "--device" when it is not one of <see cref="Names"/>.</summary>
+    public static string Validate(string device)
+    {
+        device = device.Trim().ToLowerInvariant();
+        if (device is "cpu" or "gpu" or "ilgpu-cpu") return device;
+        if (device.StartsWith("gpu:", StringComparison.Ordinal) && int.TryParse(device.AsSpan(4), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
+            return device;
+        throw new InputException("--device", $"'{device}' is not one of {string.Join(", ", Names)}{Text.DidYouMean.Hint(device, ["cpu", "gpu", "ilgpu-cpu"])}");
+    }
+
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "JIT builds only; VitSparse.Gpu is loaded whole, never trimmed")]
     [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "JIT builds only; VitSparse.Gpu is loaded whole, never trimmed")]
     static IGpuBackendFactory LoadFactory()
