@@ -36,6 +36,8 @@ public sealed record BenchReport(string Machine, List<BenchResult> Results, List
     public EnergyReport? Energy { get; set; }
     /// <summary>Kernel launches per inference on a GPU device (`--breakdown`), per model.</summary>
     public Dictionary<string, long> LaunchesPerInference { get; init; } = [];
+    /// <summary>On a GPU device: max |Δlogit| of the device's logits against the CPU backend's, per model.</summary>
+    public Dictionary<string, double> DeviceVsCpuMaxAbsDiff { get; init; } = [];
 }
 
 /// <summary>
@@ -96,6 +98,8 @@ public static class BenchApp
                 if (spec != null) stdout.WriteLine($"--sparsify {spec.Label}: every block linear zeroed by magnitude per layer, a structure for kernel benchmarks, not a pruning method (accuracy is not kept)");
                 stdout.WriteLine();
                 stdout.Write(Table(report.Results));
+                foreach (var (m, d) in report.DeviceVsCpuMaxAbsDiff)
+                    stdout.WriteLine($"{m} on --device {settings.Device}: max |Δlogit| against the CPU backend {d.ToString("g3", System.Globalization.CultureInfo.InvariantCulture)}");
                 foreach (var s in report.Skipped) stdout.WriteLine($"skipped {s.Runtime} for {s.Model}: {s.Reason}");
                 if (report.Speedups.Count > 0) stdout.Write(SpeedupTable(report.Speedups));
                 if (report.Energy != null) stdout.Write(EnergyBench.Tables(report.Energy));
@@ -114,6 +118,7 @@ public static class BenchApp
         var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick, sparseKernels };
         kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick), pr.GetValue(sparseKernels)));
         root.Add(kernels);
+        root.Add(GemmBench.Create(stdout, stderr));
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 
@@ -255,6 +260,13 @@ public static class BenchApp
                 var session = new InferenceSession(v.Model, s.Device, s.Threads, s.Fp16Weights);
                 sessions.Add(session);
                 session.Run(input, s.Batch, logits);
+                if (s.Device != "cpu")
+                {
+                    using var cpu = new InferenceSession(v.Model, s.Threads);
+                    var expected = new float[logits.Length];
+                    cpu.Run(input, s.Batch, expected);
+                    report.DeviceVsCpuMaxAbsDiff[v.Label] = MaxAbsDiff(expected, logits);
+                }
                 contenders.Add((v, new Contender("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray())));
                 foreach (var peer in v.Peers ? s.Peers : [])
                 {

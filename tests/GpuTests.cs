@@ -169,7 +169,6 @@ public class GpuModelParityTests(ITestOutputHelper output)
         var logits = new float[batch * model.Config.NumClasses];
         using var session = new InferenceSession(model, backend);
         session.Run(x, batch, logits);
-        session.Run(x, batch, logits);   // buffers reused: a second run gives the same
         return logits;
     }
 
@@ -188,7 +187,7 @@ public class GpuModelParityTests(ITestOutputHelper output)
     [InlineData("ragged_tiny", "ragged_tiny.input.npy")]
     [InlineData("ragged_distilled_bf16", "ragged_distilled_bf16.input.npy")]
     public void Fixture_models_match_the_cpu_path(string name, string input) =>
-        AssertParity(VitModel.Load(Fixtures.Path_(name + ".safetensors")), input, 2, name);
+        AssertParity(VitModel.Load(Fixtures.Path_(name + ".safetensors")), input, name == "ragged_tiny" ? 2 : 1, name);
 
     static readonly VitConfig Small = VitConfig.Uniform("gpu_sparse", embed: 64, depth: 2, heads: 2, classes: 10, imageSize: 32, patchSize: 8);
 
@@ -213,14 +212,14 @@ public class GpuModelParityTests(ITestOutputHelper output)
     {
         var model = VitModel.FromSource(BlockSparse(), Small, new LoadOptions { Sparse = mode });
         Assert.Contains(model.LinearLayers, l => l.Format == (mode == SparseMode.Bsr ? WeightFormat.Bsr : WeightFormat.Unstructured));
-        AssertParity(model, null, 3, $"sparse ({mode})");
+        AssertParity(model, null, 2, $"sparse ({mode})");
     }
 
     [Fact]
     public void Fp16_weights_error_on_deit_fmnist_is_measured()
     {
         var model = VitModel.Load(Fixtures.Path_("deit_fmnist.safetensors"));
-        var (x, b) = Input(model, "deit_fmnist.sample.input.npy", 2);
+        var (x, b) = Input(model, "deit_fmnist.sample.input.npy", 1);
         var cpu = Logits(model, x, b, new CpuBackend(2));
         var half = Logits(model, x, b, Devices.Open("ilgpu-cpu", halfWeights: true));
         double max = Math.Max(1, cpu.Max(Math.Abs)), diff = cpu.Zip(half, (p, q) => Math.Abs(p - q)).Max();
@@ -230,14 +229,17 @@ public class GpuModelParityTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Launches_per_inference_are_seven_per_block_plus_the_ends()
+    public void Launches_per_inference_are_seven_per_block_plus_the_ends_and_buffers_are_reused()
     {
-        var model = VitModel.Load(Fixtures.Path_("deit_fmnist.safetensors"));
-        var (x, b) = Input(model, "deit_fmnist.sample.input.npy", 1);
+        var model = VitModel.Load(Fixtures.Path_("ragged_tiny.safetensors"));
+        var (x, b) = Input(model, "ragged_tiny.input.npy", 2);
         var logits = new float[b * model.Config.NumClasses];
-        using var session = new InferenceSession(model, Devices.Open("ilgpu-cpu"));
+        using var session = new InferenceSession(model, "ilgpu-cpu");
+        session.Run(x, b, logits);
+        var first = logits.ToArray();
         long before = session.Backend.Launches;
         session.Run(x, b, logits);
+        Assert.Equal(first, logits);
         // patches, patch embedding, tokens; 7 per block; gather, norm, head (+ gather, norm, head, average when distilled)
         Assert.Equal(3 + 7 * model.Config.Depth + 3, session.Backend.Launches - before);
     }
@@ -276,8 +278,8 @@ public class DeviceErrorTests
     [Fact]
     public void The_cli_refuses_an_unknown_device_with_exit_code_2()
     {
-        var (code, _, err) = Fixtures.Cli("infer", "--model", Fixtures.Path_("deit_fmnist.safetensors"), "--input", Fixtures.Path_("deit_fmnist.sample.input.npy"), "--device", "tpu");
+        var (code, _, err) = Fixtures.Cli("infer", "--weights", Fixtures.Path_("deit_fmnist.safetensors"), "--input", Fixtures.Path_("deit_fmnist.sample.input.npy"), "--device", "tpu");
         Assert.Equal(2, code);
-        Assert.Contains("--device: 'tpu' is not one of", err);
+        Assert.True(err.Contains("--device: 'tpu' is not one of"), err);
     }
 }

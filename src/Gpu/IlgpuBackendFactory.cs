@@ -22,9 +22,11 @@ public sealed class IlgpuBackendFactory : IGpuBackendFactory
         {
             if (device == "ilgpu-cpu")
             {
-                context = Context.Create(b => b.CPU().EnableAlgorithms());
-                var cpu = context.GetPreferredDevice(preferCPU: true);
-                return new IlgpuBackend(context, cpu.CreateAccelerator(context), device, halfWeights);
+                // ILGPU's default CPU device allows groups of 16 threads; ours have 64 (two warps on a GPU), so the simulated
+                // device gets warps of 32 and 2 warps per multiprocessor (each group thread is an OS thread there).
+                var cpuDevice = new CPUDevice(32, 2, Math.Max(1, Environment.ProcessorCount / 2));
+                context = Context.Create(b => b.CPU(cpuDevice).EnableAlgorithms());
+                return new IlgpuBackend(context, context.GetCPUDevice(0).CreateAccelerator(context), device, halfWeights);
             }
             int index = device == "gpu" ? 0 : int.Parse(device.AsSpan(4), System.Globalization.CultureInfo.InvariantCulture);
             context = Context.Create(b => b.Cuda().OpenCL(d => d.DeviceType == CLDeviceType.CL_DEVICE_TYPE_GPU).EnableAlgorithms());

@@ -7,9 +7,9 @@ namespace VitSparse.Gpu;
 static class VitKernels
 {
     /// <summary>Threads per group of the LayerNorm and attention kernels.</summary>
-    public const int Threads = 128;
+    public const int Threads = 64;
     /// <summary>Threads that share one query row of the attention's softmax.</summary>
-    const int RowLanes = 8;
+    const int RowLanes = 4;
     /// <summary>Keys staged in shared memory at a time.</summary>
     public const int KeyTile = 32;
     /// <summary>Query rows per attention group at most (Threads / RowLanes).</summary>
@@ -47,9 +47,9 @@ static class VitKernels
     /// <summary>
     /// Ragged multi-head attention, fused per (image, head, block of query rows): the block's Q rows and tiles of
     /// 32 keys are staged in shared memory, the rb×tokens scores stay there (never in global memory), a stable
-    /// softmax (max subtracted, 8 threads per row) turns them into probabilities, and ·V is summed into the output.
+    /// softmax (max subtracted, 4 threads per row) turns them into probabilities, and ·V is summed into the output.
     /// heads holds per head [Q offset, Q/K width, V offset, V width] (a device buffer: one compiled kernel serves
-    /// every pruned layout). Grid: images·heads·rowBlocks groups of 128; dynamic shared memory
+    /// every pruned layout). Grid: images·heads·rowBlocks groups of 64; dynamic shared memory
     /// rb·maxQk + 32·maxQk + rb·tokens + 2·rb floats.
     /// </summary>
     public static void Attention(ArrayView<float> qkv, int ldq, ArrayView<float> output, int ldo, ArrayView<int> heads, AttentionShape s)
