@@ -52,6 +52,11 @@ internal sealed class DeitForward : IDisposable
             _head = Lin(model.Head);
             _headDist = model.HeadDist is { } hd ? Lin(hd) : null;
         }
+        catch (DeviceException e)
+        {
+            Dispose();
+            throw new DeviceException($"{e.Message} (model '{_c.Name}': {ModelStats.Params(_c) * 4 / (1024.0 * 1024):0.0} MiB of fp32 weights)", e);
+        }
         catch { Dispose(); throw; }
     }
 
