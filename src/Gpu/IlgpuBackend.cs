@@ -68,6 +68,8 @@ public sealed class IlgpuBackend : IVitBackend
     public long Launches => _launches;
     /// <inheritdoc/>
     public int Threads => 1;
+    /// <inheritdoc/>
+    public CancellationToken Cancellation { get; set; }
     /// <summary>Bytes of device memory this backend holds (weights and activations).</summary>
     public long AllocatedBytes => _allocated;
 
@@ -266,6 +268,7 @@ public sealed class IlgpuBackend : IVitBackend
     {
         int grid = size / patch;
         long count = (long)batch * grid * grid * channels * patch * patch;
+        Cancellation.ThrowIfCancellationRequested();
         try { _patches(checked((int)count), V(images), V(rows), channels, size, patch); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("patches", e); }
         _launches++;
@@ -280,6 +283,7 @@ public sealed class IlgpuBackend : IVitBackend
         ArrayView<float> v32 = w.Values32 is { } f ? f.View : _noFloat.View;
         ArrayView<Half> v16 = w.Values16 is { } h ? h.View : _noHalf.View;
         int half = w.Values16 != null ? 1 : 0;
+        Cancellation.ThrowIfCancellationRequested();
         if (w.BlockCols is { } cols)
         {
             var shape = new BsrShape { Ldx = ldx, K = w.K, N = w.N, BlockHeight = w.BlockHeight, BlockWidth = w.BlockWidth, RowsPerGroup = w.RowsPerGroup, Half = half, Epilogue = ep };
@@ -302,6 +306,7 @@ public sealed class IlgpuBackend : IVitBackend
     public void LayerNorm(DeviceBuffer x, int rows, int width, DeviceVector gamma, DeviceVector beta, float eps, DeviceBuffer y)
     {
         if (rows <= 0) return;
+        Cancellation.ThrowIfCancellationRequested();
         try { _layerNorm(new KernelConfig(rows, VitKernels.Threads), V(x), V(gamma), V(beta), width, eps, V(y)); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("layer_norm", e); }
         _launches++;
@@ -316,6 +321,7 @@ public sealed class IlgpuBackend : IVitBackend
         var shape = new AttentionShape { Tokens = n, Heads = l.Heads, QkTotal = l.QkTotal, MaxQk = l.MaxQk, RowBlock = rb, Scale = scale };
         var config = new KernelConfig(new Index1D(groups), new Index1D(VitKernels.Threads),
             SharedMemoryConfig.RequestDynamic<float>(rb * l.MaxQk + VitKernels.KeyTile * l.MaxQk + rb * n + 2 * rb));
+        Cancellation.ThrowIfCancellationRequested();
         try { _attention(config, V(qkv), ldqkv, V(output), ldo, hd.Info.View, shape); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("ragged_attention", e); }
         _launches++;
@@ -326,6 +332,7 @@ public sealed class IlgpuBackend : IVitBackend
     {
         int pre = prefix.Length / width;
         long count = (long)batch * (pre + patchTokens) * width;
+        Cancellation.ThrowIfCancellationRequested();
         try { _assemble(checked((int)count), V(patchEmbeddings), V(prefix), V(positions), V(tokens), pre, patchTokens, width); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("assemble_tokens", e); }
         _launches++;
@@ -334,6 +341,7 @@ public sealed class IlgpuBackend : IVitBackend
     /// <inheritdoc/>
     public void GatherRows(DeviceBuffer x, int batch, int rowsPerImage, int row, int width, DeviceBuffer dst)
     {
+        Cancellation.ThrowIfCancellationRequested();
         try { _gather(batch * width, V(x), V(dst), rowsPerImage, row, width); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gather_rows", e); }
         _launches++;
@@ -342,6 +350,7 @@ public sealed class IlgpuBackend : IVitBackend
     /// <inheritdoc/>
     public void Average(DeviceBuffer a, DeviceBuffer b, int count, DeviceBuffer dst)
     {
+        Cancellation.ThrowIfCancellationRequested();
         try { _average(count, V(a), V(b), V(dst)); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("average", e); }
         _launches++;

@@ -73,6 +73,18 @@ public sealed class InferenceSession : IDisposable
         _forward.Run(images, batch, logits, Timings, Observer);
     }
 
+    /// <summary>
+    /// <see cref="Run(ReadOnlySpan{float}, int, Span{float})"/> that stops between operations, with
+    /// <see cref="OperationCanceledException"/>, once <paramref name="cancel"/> is cancelled; logits are then
+    /// undefined and the session stays usable.
+    /// </summary>
+    public void Run(ReadOnlySpan<float> images, int batch, Span<float> logits, CancellationToken cancel)
+    {
+        _backend.Cancellation = cancel;
+        try { Run(images, batch, logits); }
+        finally { _backend.Cancellation = default; }
+    }
+
     /// <summary>Releases the weights and buffers the backend holds for this session, and the backend (its threads or device).</summary>
     public void Dispose()
     {

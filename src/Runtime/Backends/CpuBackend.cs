@@ -29,6 +29,8 @@ public sealed class CpuBackend : IVitBackend
     public long Launches => 0;
     /// <inheritdoc/>
     public int Threads => _team.Threads;
+    /// <inheritdoc/>
+    public CancellationToken Cancellation { get => _team.Cancellation; set => _team.Cancellation = value; }
 
     sealed class HostBuffer(float[] data) : DeviceBuffer
     {

@@ -63,6 +63,8 @@ public interface IVitBackend : IDisposable
     long Launches { get; }
     /// <summary>Host threads the backend uses for its kernels (1 for a device backend).</summary>
     int Threads { get; }
+    /// <summary>When cancelled, ops throw <see cref="OperationCanceledException"/> (between operations, or between a CPU op's chunks).</summary>
+    CancellationToken Cancellation { get; set; }
 
     /// <summary>A buffer of <paramref name="floats"/> floats (contents undefined).</summary>
     DeviceBuffer Allocate(long floats);
