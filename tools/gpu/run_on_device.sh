@@ -17,6 +17,8 @@ if [ "${1:-}" = --publish ]; then
   # Self-contained (no .NET there), not trimmed (ILGPU compiles kernels from IL by reflection), JIT (not AOT).
   dotnet publish bench -c Release -r linux-x64 --self-contained true -p:PublishReadyToRun=false \
     -p:SatelliteResourceLanguages=en -o "$pub/bench" -nologo -v q
+  # The ONNX Runtime peer is not run there (PyTorch is the peer on the GPU): its native library stays here.
+  rm -f "$pub"/bench/libonnxruntime*.so*
   tar -C "$pub" -cJf "$pub/vitsparse-bench.tar.xz" bench
   rm -rf "$pub/bench"
   size=$(stat -c %s "$pub/vitsparse-bench.tar.xz")
