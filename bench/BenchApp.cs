@@ -48,6 +48,10 @@ public sealed record BenchReport(string Machine, List<BenchResult> Results, List
     /// <summary>/proc/loadavg when the run started (other load on the machine), where the OS has it.</summary>
     public string? LoadAverage { get; set; }
     public EnergyReport? Energy { get; set; }
+    /// <summary>Kernel launches per inference on a GPU device (`--breakdown`), per model.</summary>
+    public Dictionary<string, long> LaunchesPerInference { get; init; } = [];
+    /// <summary>On a GPU device: max |Δlogit| of the device's logits against the CPU backend's, per model.</summary>
+    public Dictionary<string, double> DeviceVsCpuMaxAbsDiff { get; init; } = [];
 }
 
 /// <summary>
@@ -73,9 +77,11 @@ public static partial class BenchApp
         var sparse = new Option<string>("--sparse") { Description = "kernels for layers with zeros in the sparse variant: auto, bsr, unstructured (off or dense: no sparse variant)", DefaultValueFactory = _ => "auto" };
         var load = new Option<int>("--load") { Description = "busy-spinning processes to run beside the measurement (a contended device; killed at the end)", DefaultValueFactory = _ => 0 };
         var sparsify = new Option<string?>("--sparsify") { Description = "zero a fraction of every block linear by magnitude (not a pruning method) and compare with the same model dense: bsr32x32:0.5, bsr16x16:0.5, unstructured:0.7" };
+        var device = new Option<string>("--device") { Description = "what runs VitSparse: cpu, gpu, gpu:N, ilgpu-cpu (GPU kernels on ILGPU's slow CPU accelerator)", DefaultValueFactory = _ => "cpu" };
+        var fp16 = new Option<bool>("--fp16-weights") { Description = "on a GPU device, store weights as fp16" };
         var root = new RootCommand("VitSparse benchmark: end-to-end latency per model, with peers")
         {
-            models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify, load,
+            models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify, load, device, fp16,
         };
         EnergyBench.AddOptions(root);
         var ortExport = new Option<string>("--ort-export") { Description = "the ONNX model the ort peer runs: torch (torch.onnx.export of the PyTorch reference, independent of VitSparse), vitsparse (vitsparse export-onnx), or auto (torch when installed)", DefaultValueFactory = _ => "auto" };
@@ -85,7 +91,11 @@ public static partial class BenchApp
             try
             {
                 if (SwinDimapBench.Handles(pr.GetValue(models)!))   // --model swin_t_dimap: SwinDimapBench.cs
+                {
+                    if (VitSparse.Runtime.Backends.Devices.Validate(pr.GetValue(device)!) != "cpu")
+                        throw new InputException("--device", "swin_t_dimap runs a Swin, which runs on the CPU only so far");
                     return SwinDimapBench.Run(pr.GetValue(models)!, pr.GetValue(weights), pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), stdout, stderr);
+                }
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
@@ -108,9 +118,9 @@ public static partial class BenchApp
                 var spec = pr.GetValue(sparsify) is { } sp ? SparsifySpec.Parse(sp) : null;
                 var mode = ParseSparse(pr.GetValue(sparse));
                 var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!), mode, spec)
-                    { Load = pr.GetValue(load), OrtExport = ParseOrtExport(pr.GetValue(ortExport)) };
+                    { Load = pr.GetValue(load), OrtExport = ParseOrtExport(pr.GetValue(ortExport)), Device = VitSparse.Runtime.Backends.Devices.Validate(pr.GetValue(device)!), Fp16Weights = pr.GetValue(fp16) };
                 settings.Validate();
-                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], [])
+                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · {(settings.Fp16Weights ? "fp16 weights" : "fp32")}{(settings.Device == "cpu" ? "" : $" · VitSparse on --device {settings.Device}")}", [], [], [], [])
                     { Load = settings.Load, LoadAverage = ReadLoadAverage() };
                 using var energy = EnergyBench.Open(pr);
                 report.Energy = energy?.Report;
@@ -123,11 +133,15 @@ public static partial class BenchApp
                 if (spec != null) stdout.WriteLine($"--sparsify {spec.Label}: every block linear zeroed by magnitude per layer, a structure for kernel benchmarks, not a pruning method (accuracy is not kept)");
                 stdout.WriteLine();
                 stdout.Write(Table(report.Results));
+                foreach (var (m, d) in report.DeviceVsCpuMaxAbsDiff)
+                    stdout.WriteLine($"{m} on --device {settings.Device}: max |Δlogit| against the CPU backend {d.ToString("g3", System.Globalization.CultureInfo.InvariantCulture)}");
                 foreach (var s in report.Skipped) stdout.WriteLine($"skipped {s.Runtime} for {s.Model}: {s.Reason}");
                 if (report.Speedups.Count > 0) stdout.Write(SpeedupTable(report.Speedups));
                 stdout.Write(LpvitBench.TakeTables());
                 if (report.Energy != null) stdout.Write(EnergyBench.Tables(report.Energy));
                 if (pr.GetValue(breakdown)) stdout.Write(BreakdownTable(report.BreakdownMs));
+                if (pr.GetValue(breakdown) && report.LaunchesPerInference.Count > 0)
+                    stdout.WriteLine($"\nkernel launches per inference ({settings.Device}): {string.Join(", ", report.LaunchesPerInference.Select(kv => $"{kv.Key} {kv.Value}"))}");
                 if (pr.GetValue(json) is { } path)
                     VitSparse.Runtime.Formats.AtomicFile.Write(path, s => JsonSerializer.Serialize(s, report, BenchJson.Default.BenchReport));
                 return 0;
@@ -140,6 +154,7 @@ public static partial class BenchApp
         var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick, sparseKernels };
         kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick), pr.GetValue(sparseKernels)));
         root.Add(kernels);
+        root.Add(GemmBench.Create(stdout, stderr));
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 
@@ -171,6 +186,8 @@ public static partial class BenchApp
 
     sealed record BenchSettings(int Threads, int Batch, int Warmup, int Iterations, string[] Peers, SparseMode Sparse = SparseMode.Auto, SparsifySpec? Sparsify = null)
     {
+        public string Device { get; init; } = "cpu";
+        public bool Fp16Weights { get; init; }
         public int Load { get; init; }
         /// <summary>Which exporter writes the ort peer's model: auto, torch or vitsparse.</summary>
         public string OrtExport { get; init; } = "auto";
@@ -297,9 +314,16 @@ public static partial class BenchApp
             foreach (var v in variants)
             {
                 var logits = new float[(long)s.Batch * c.NumClasses];
-                var session = new InferenceSession(v.Model, s.Threads);
+                var session = new InferenceSession(v.Model, s.Device, s.Threads, s.Fp16Weights);
                 sessions.Add(session);
                 session.Run(input, s.Batch, logits);
+                if (s.Device != "cpu")
+                {
+                    using var cpu = new InferenceSession(v.Model, s.Threads);
+                    var expected = new float[logits.Length];
+                    cpu.Run(input, s.Batch, expected);
+                    report.DeviceVsCpuMaxAbsDiff[v.Label] = MaxAbsDiff(expected, logits);
+                }
                 contenders.Add((v, new Contender("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray())));
                 foreach (var peer in v.Peers ? s.Peers : [])
                 {
@@ -329,7 +353,10 @@ public static partial class BenchApp
                 var session = sessions[i];
                 var logits = new float[(long)s.Batch * c.NumClasses];
                 session.Timings = new OpTimings();
-                for (int r = 0; r < Math.Max(5, s.Iterations / 3); r++) session.Run(input, s.Batch, logits);
+                int runs = Math.Max(5, s.Iterations / 3);
+                long launches = session.Backend.Launches;
+                for (int r = 0; r < runs; r++) session.Run(input, s.Batch, logits);
+                if (s.Device != "cpu") report.LaunchesPerInference[variants[i].Label] = (session.Backend.Launches - launches) / runs;
                 report.BreakdownMs[variants[i].Label] = Enum.GetValues<Op>().ToDictionary(op => op.ToString(), op => session.Timings.MeanMs(op));
             }
         }

@@ -11,6 +11,8 @@ public static partial class BenchApp
 
     static void MeasureSwin(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log)
     {
+        if (s.Device != "cpu")
+            throw new InputException("--device", $"{name} is a Swin, which runs on the CPU only so far (the GPU backend has DeiT's operations, not yet window attention, patch merging and pooling)");
         if (s.Sparsify != null) throw new InputException("--sparsify", "is for DeiT models; a Swin is benchmarked dense or as its file stores it");
         SwinConfig config;
         ITensorSource weights;

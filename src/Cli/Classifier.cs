@@ -30,15 +30,18 @@ sealed class Classifier : IDisposable
         Architectures.Get(arch, "--arch");
     }
 
-    public static Classifier Open(Weights w, LoadOptions options, int threads)
+    /// <summary>Loads the model and opens its session on <paramref name="device"/> (cpu, gpu, gpu:N, ilgpu-cpu).</summary>
+    public static Classifier Open(Weights w, LoadOptions options, int threads, string device = "cpu", bool fp16Weights = false)
     {
         if (w.IsSwin)
         {
+            if (device != "cpu")
+                throw new InputException("--device", $"{w.Spec} is a Swin, which runs on the CPU only so far (the GPU backend has DeiT's operations, not yet window attention, patch merging and pooling)");
             var model = w.LoadSwin(options);
             return new Classifier(null, new SwinSession(model, threads), model.Config);
         }
         var vit = w.Load(options);
-        return new Classifier(new InferenceSession(vit, threads), null, vit.Config);
+        return new Classifier(new InferenceSession(vit, device, threads, fp16Weights), null, vit.Config);
     }
 
     public void Run(ReadOnlySpan<float> images, int batch, Span<float> logits)

@@ -49,6 +49,26 @@ public static class CliApp
         DefaultValueFactory = _ => "auto",
     };
 
+    internal static readonly Option<string> DeviceOption = new("--device")
+    {
+        Description = "what runs the model: cpu, gpu (first CUDA device, else an OpenCL GPU), gpu:N, or ilgpu-cpu (the GPU kernels on ILGPU's slow CPU accelerator)",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    internal static readonly Option<bool> Fp16WeightsOption = new("--fp16-weights") { Description = "on a GPU device, store weights as fp16 (fp32 accumulation)" };
+
+    /// <summary>A session on the `--device` the user chose (checked before the model is loaded by <see cref="DeviceName"/>).</summary>
+    internal static InferenceSession Session(ParseResult pr, VitModel model, int threads) =>
+        new(model, pr.GetValue(DeviceOption)!, threads, pr.GetValue(Fp16WeightsOption));
+
+    /// <summary>The `--device` value, refused early (exit 2) when it names no device.</summary>
+    internal static string DeviceName(ParseResult pr)
+    {
+        string device = Runtime.Backends.Devices.Validate(pr.GetValue(DeviceOption)!);
+        if (pr.GetValue(Fp16WeightsOption) && device == "cpu") throw new InputException("--fp16-weights", "is a GPU option; give --device gpu, gpu:N or ilgpu-cpu");
+        return device;
+    }
+
     static readonly string[] SparseModes = ["auto", "off", "dense", "bsr", "unstructured"];
 
     internal static SparseMode ParseSparse(string? value) => value switch

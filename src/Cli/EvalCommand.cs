@@ -27,7 +27,7 @@ static class EvalCommand
         var cmd = new Command("eval", "accuracy of a model on a labelled dataset")
         {
             weights, CliApp.ArchOption, idx, npy, data, labelsFile, skipBad, limit, batch, threads, json, CliApp.NonFiniteOption,
-            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption,
+            CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption, CliApp.DeviceOption, CliApp.Fp16WeightsOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
@@ -50,9 +50,10 @@ static class EvalCommand
             if (pr.GetValue(json) is { } jp) Check.Output("--json", jp);
             var limits = CliApp.ImageLimits(pr);
             var options = CliApp.Options(pr, stderr);
+            string device = CliApp.DeviceName(pr);
             var w = Weights.Check(pr.GetValue(weights)!, options.Arch);
 
-            using var model = Classifier.Open(w, options, thr);
+            using var model = Classifier.Open(w, options, thr, device, pr.GetValue(CliApp.Fp16WeightsOption));
             FolderImages? folder = dir != null
                 ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), lim, pr.GetValue(skipBad), stderr.WriteLine, limits.Side, limits.Pixels) : null;
             // Class subfolders name the classes themselves unless a names file is given.

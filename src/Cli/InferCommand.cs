@@ -17,7 +17,7 @@ static class InferCommand
         var threads = CliApp.ThreadsOption();
         var cmd = new Command("infer", "run a model on images (top-5 classes) or on a preprocessed batch (logits to .npy)")
         {
-            weights, input, output, CliApp.ArchOption, threads, CliApp.NonFiniteOption, CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption,
+            weights, input, output, CliApp.ArchOption, threads, CliApp.NonFiniteOption, CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption, CliApp.SparseOption, CliApp.DeviceOption, CliApp.Fp16WeightsOption,
         };
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
@@ -27,6 +27,7 @@ static class InferCommand
             if (inputs.Length == 0) throw new InputException("--input", "give a .npy file or image files");
             var limits = CliApp.ImageLimits(pr);
             var options = CliApp.Options(pr, stderr);
+            string device = CliApp.DeviceName(pr);
             bool npy = inputs.Length == 1 && inputs[0].EndsWith(".npy", StringComparison.OrdinalIgnoreCase);
             if (!npy && inputs.FirstOrDefault(i => i.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) is { } extra)
                 throw new InputException("--input", $"{extra}: a .npy batch is given alone, not with other inputs");
@@ -41,7 +42,7 @@ static class InferCommand
             var array = npy ? Npy.Read(inputs[0]) : null;
             if (array != null) NonFinite.Check(array.Data, "--input", inputs[0], options.NonFinite, stderr.WriteLine);
 
-            using var model = Classifier.Open(w, options, t);
+            using var model = Classifier.Open(w, options, t, device, pr.GetValue(CliApp.Fp16WeightsOption));
             var c = model.Config;
             var (names, namesOrigin) = npy ? (null, "") : w.ClassNamesFor(c.NumClasses, namesFile);
             int batch;

@@ -118,6 +118,25 @@ public sealed class BsrLinear : ILinear
         return new BsrLinear(n, k, bh, bw, width, rowPtr.ToArray(), colStart, packed, b2);
     }
 
+    /// <summary>The weight as dense W [N,K] row-major (zeros outside the kept blocks) and the bias [N] again.</summary>
+    public void CopyDense(Span<float> weight, Span<float> bias)
+    {
+        if (weight.Length < (long)N * K || bias.Length < N) throw new ArgumentException($"needs {N}×{K} weights and {N} biases");
+        weight[..(N * K)].Clear();
+        int bh = BlockHeight, bw = BlockWidth;
+        for (int br = 0; br < BlockRows; br++)
+            for (int b = _rowPtr[br]; b < _rowPtr[br + 1]; b++)
+            {
+                int c0 = _colStart[b], cols = Math.Min(bw, K - c0), rows = Math.Min(bh, N - br * bh);
+                for (int r = 0; r < rows; r++)
+                {
+                    long src = ((long)b * _groups + r / R) * bw * R + r % R;
+                    for (int kk = 0; kk < cols; kk++) weight[(br * bh + r) * K + c0 + kk] = _values[src + (long)kk * R];
+                }
+            }
+        for (int i = 0; i < N; i++) bias[i] = _bias[(i / bh * _groups + i % bh / R) * R + i % bh % R];
+    }
+
     /// <summary>Keeps the blocks of a dense W[n,k] that hold any non-zero (a block of zeros and −0 is dropped).</summary>
     public static BsrLinear FromDense(ReadOnlySpan<float> weight, int n, int k, int bh, int bw, ReadOnlySpan<float> bias, SimdWidth width = 0)
     {

@@ -112,6 +112,16 @@ public sealed class CsrLinear : ILinear
         return (values, cols, rowPtr);
     }
 
+    /// <summary>The weight as dense W [N,K] row-major and the bias [N] again.</summary>
+    public void CopyDense(Span<float> weight, Span<float> bias)
+    {
+        if (weight.Length < (long)N * K || bias.Length < N) throw new ArgumentException($"needs {N}×{K} weights and {N} biases");
+        weight[..(N * K)].Clear();
+        for (int i = 0; i < N; i++)
+            for (int p = _segPtr[i * (_kBlocks + 1)]; p < _segPtr[i * (_kBlocks + 1) + _kBlocks]; p++) weight[i * K + _cols[p]] = _values[p];
+        _bias.AsSpan(0, N).CopyTo(bias);
+    }
+
     public void Forward(ReadOnlySpan<float> x, int m, int ldx, Span<float> y, int ldy, Epilogue epilogue, ThreadTeam team)
     {
         if (m <= 0) return;

@@ -70,6 +70,23 @@ public sealed class PackedLinear : ILinear
         return new PackedLinear(n, k, width, packed, b);
     }
 
+    /// <summary>The weight as W [N,K] row-major and the bias [N] again (for a backend that stores weights its own way).</summary>
+    public void CopyDense(Span<float> weight, Span<float> bias)
+    {
+        if (weight.Length < (long)N * K || bias.Length < N) throw new ArgumentException($"needs {N}×{K} weights and {N} biases");
+        for (int p = 0; p < Panels; p++)
+        {
+            int n0 = p * Nr, cols = Math.Min(Nr, N - n0);
+            var src = _packed.AsSpan(p * K * Nr, K * Nr);
+            for (int j = 0; j < cols; j++)
+            {
+                var row = weight.Slice((n0 + j) * K, K);
+                for (int kk = 0; kk < K; kk++) row[kk] = src[kk * Nr + j];
+            }
+        }
+        _bias.AsSpan(0, N).CopyTo(bias);
+    }
+
     /// <summary>
     /// Runs the layer on M rows. x is [m, K] with row stride ldx (≥ K), y is [m, N] with row stride ldy (≥ N).
     /// Each output element is written by exactly one work item, so the result is the same for any team size.
