@@ -20,6 +20,7 @@ public static class CliApp
             EvalCommand.Create(stdout, stderr),
             MetersCommand.Create(stdout, stderr),
             GradCommand.Create(stdout, stderr),
+            FinetuneCommand.Create(stdout, stderr),
         };
         root.Options.Add(VerboseOption);
         var result = root.Parse(args);
