@@ -3,7 +3,7 @@
 0.1, backward, global-norm clipping to 1.0, AdamW with DeiT's groups: weight decay 0.05 on linear and
 patch-embedding weights only) on a fixed seeded batch, timed per step. It answers commands on stdin so
 bench can alternate its steps with VitSparse's:
-  "run N"  -> one line: N step times in ms, space-separated
+  "run N"  -> two lines: N step wall times in ms, then N step process CPU times in ms (all threads)
   "loss"   -> one line: the loss of the current weights on the batch
   "quit"
 The model is PyTorch at its fastest for the shape: when every block has equal heads it is timm's layout
@@ -96,12 +96,14 @@ def main():
         if not cmd or cmd[0] == "quit":
             break
         if cmd[0] == "run":
-            times = []
+            times, cpu = [], []
             for _ in range(int(cmd[1])):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 step()
                 times.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
             print(" ".join(f"{t:.4f}" for t in times), flush=True)
+            print(" ".join(f"{t:.4f}" for t in cpu), flush=True)
         elif cmd[0] == "loss":
             with torch.no_grad():
                 print(f"{F.cross_entropy(forward(cfg, w, x), y, label_smoothing=0.1).item():.7g}", flush=True)
