@@ -155,6 +155,7 @@ public static partial class BenchApp
         kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick), pr.GetValue(sparseKernels)));
         root.Add(kernels);
         root.Add(GemmBench.Create(stdout, stderr));
+        root.Add(TrainBench.Create(stdout, stderr));
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 

@@ -8,7 +8,8 @@ namespace VitSparse.Tests;
 
 /// <summary>
 /// Gradients of every loss against float64 PyTorch autograd (tools/grad/make_grad_fixtures.py) on three
-/// small seeded models: uniform heads, ragged per-head Q/K and V widths, and distilled. Each tensor must
+/// small seeded models: uniform heads, ragged per-head Q/K and V widths, distilled, and ragged with pruned linears
+/// stored sparse (BSR and CSR; dW must be exactly zero on every pruned weight). Each tensor must
 /// satisfy max|Δ| ≤ 1e-4·max|g|, for 1, 2 and 3 threads, and the threads must agree bit for bit.
 /// </summary>
 [Trait("Category", "Kernels")]
@@ -17,7 +18,7 @@ public class GradParityTests(ITestOutputHelper output)
     public static TheoryData<string, string> Cases()
     {
         var d = new TheoryData<string, string>();
-        foreach (var model in new[] { "uniform", "ragged", "distilled" })
+        foreach (var model in new[] { "uniform", "ragged", "distilled", "masked" })
             foreach (var loss in new[] { "ce", "kl", "mse", "sq" }) d.Add(model, loss);
         return d;
     }
@@ -89,6 +90,9 @@ public class GradParityTests(ITestOutputHelper output)
                 double rel = RelativeError(f.File.GetFloats($"grad.{lossName}.{name}"), grads[name]);
                 Assert.True(rel <= 1e-4, $"{model}/{lossName}/{threads} threads: dL/d{name} max|Δ|/max|g| = {rel:g3}");
                 if (rel > worst) (worst, worstName) = (rel, name);
+                if (f.Weights.MaskOf(name) is { } mask)
+                    for (int i = 0; i < mask.Rows * mask.Cols; i++)
+                        if (!mask.IsKept(i / mask.Cols, i % mask.Cols)) Assert.True(grads[name][i] == 0, $"dL/d{name}[{i}] is pruned but {grads[name][i]}");
             }
             if (first == null) { first = Snapshot(grads); continue; }
             foreach (var name in grads.Names)

@@ -21,6 +21,7 @@ public static class CliApp
             MetersCommand.Create(stdout, stderr),
             GradCommand.Create(stdout, stderr),
             ExportOnnxCommand.Create(stdout, stderr),
+            FinetuneCommand.Create(stdout, stderr),
         };
         root.Options.Add(VerboseOption);
         var result = root.Parse(args);

@@ -29,6 +29,17 @@ public sealed class AdamW
 
     /// <summary>Steps taken so far.</summary>
     public int Steps { get; private set; }
+    /// <summary>First moments (running mean of gradients), per parameter; checkpoints keep them.</summary>
+    public ParameterSet FirstMoments => _m;
+    /// <summary>Second moments (running mean of squared gradients), per parameter; checkpoints keep them.</summary>
+    public ParameterSet SecondMoments => _v;
+
+    /// <summary>Sets the step count after a checkpoint's moments were copied into <see cref="FirstMoments"/> and <see cref="SecondMoments"/>.</summary>
+    public void Restore(int steps)
+    {
+        if (steps < 0) throw new InputException("--resume", $"a checkpoint cannot have {steps} optimizer steps");
+        Steps = steps;
+    }
 
     public AdamW(ParameterSet parameters, AdamWSettings settings)
     {
@@ -49,8 +60,10 @@ public sealed class AdamW
     {
         if (!(lr > 0 && double.IsFinite(lr))) throw new InputException("--lr", $"must be a positive number, got {lr}");
         double sumSquares = 0;
-        foreach (var name in gradients.Names)
+        var names = gradients.Names;
+        for (int t = 0; t < names.Count; t++)   // indexed: a foreach over the interface would allocate each step
         {
+            string name = names[t];
             double s = 0;
             foreach (float g in gradients[name]) s += (double)g * g;
             sumSquares += s;
@@ -63,8 +76,9 @@ public sealed class AdamW
         float b1 = (float)_s.Beta1, b2 = (float)_s.Beta2, eps = (float)_s.Eps;
         float stepSize = (float)(lr / (1 - Math.Pow(_s.Beta1, Steps)));
         float correction2Sqrt = (float)Math.Sqrt(1 - Math.Pow(_s.Beta2, Steps));
-        foreach (var name in _parameters.Names)
+        for (int t = 0; t < names.Count; t++)
         {
+            string name = names[t];
             float[] p = _parameters[name], g = gradients[name], m = _m[name], v = _v[name];
             float decay = Decays(name) ? (float)(1 - lr * _s.WeightDecay) : 1f;
             for (int i = 0; i < p.Length; i++)

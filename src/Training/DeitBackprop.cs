@@ -87,6 +87,8 @@ public sealed unsafe class DeitBackprop
     static float* P(float[] a) => ParameterSet.Pin(a);
     float* W(string name) => Parameters.Ptr(name);
     float* G(string name) => Gradients.Ptr(name);
+    /// <summary>A pruned weight's kept-pattern, or null when all of it trains.</summary>
+    byte* Keep(string name) => Parameters.MaskOf(name) is { } m ? (byte*)ParameterSet.PinBytes(m.Keep) : null;
 
     /// <summary>Runs the model on [batch, C, H, W] images, keeping activations; writes [batch, classes] logits.</summary>
     public void Forward(ReadOnlySpan<float> images, int batch, Span<float> logits)
@@ -190,14 +192,14 @@ public sealed unsafe class DeitBackprop
                 else if (tok == 1 && _c.Distilled) for (int i = 0; i < e; i++) dDist[i] += row[i];
                 else row.CopyTo(_dRows.AsSpan((b * _c.PatchTokens + tok - pre) * e, e));
             }
-        DenseLinear.BackwardWeights(P(_dRows), batch * _c.PatchTokens, e, P(_patches), _c.PatchDim, G("patch_embed.proj.weight"), G("patch_embed.proj.bias"), _team);
+        DenseLinear.BackwardWeights(P(_dRows), batch * _c.PatchTokens, e, P(_patches), _c.PatchDim, G("patch_embed.proj.weight"), G("patch_embed.proj.bias"), _team, Keep("patch_embed.proj.weight"));
     }
 
     void HeadBackward(float[] rows, int token, int batch)
     {
         int t = _c.Tokens, e = _c.EmbedDim, k = _c.NumClasses;
         string weight = token == 0 ? "head.weight" : "head_dist.weight", bias = token == 0 ? "head.bias" : "head_dist.bias";
-        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(rows), e, G(weight), G(bias), _team);
+        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(rows), e, G(weight), G(bias), _team, Keep(weight));
         DenseLinear.BackwardInput(P(_dHead), batch, k, W(weight), e, P(_dPrefix), _team);
         for (int b = 0; b < batch; b++) _dPrefix.AsSpan(b * e, e).CopyTo(_dH.AsSpan((b * t + token) * e, e));
     }
@@ -209,17 +211,17 @@ public sealed unsafe class DeitBackprop
         int e = _c.EmbedDim, bt = batch * _c.Tokens, hid = tape.Hidden;
         float* d = P(_d);
         // FFN branch: y = mid + fc2(gelu(fc1(norm2(mid)))).
-        DenseLinear.BackwardWeights(d, bt, e, P(tape.G), hid, G(n.Fc2W), G(n.Fc2B), _team);
+        DenseLinear.BackwardWeights(d, bt, e, P(tape.G), hid, G(n.Fc2W), G(n.Fc2B), _team, Keep(n.Fc2W));
         DenseLinear.BackwardInput(d, bt, e, W(n.Fc2W), hid, P(_dHidden), _team);
         GeluGrad.Backward(P(tape.U), P(_dHidden), P(_dU), bt, hid, _team);
-        DenseLinear.BackwardWeights(P(_dU), bt, hid, P(tape.H2), e, G(n.Fc1W), G(n.Fc1B), _team);
+        DenseLinear.BackwardWeights(P(_dU), bt, hid, P(tape.H2), e, G(n.Fc1W), G(n.Fc1B), _team, Keep(n.Fc1W));
         DenseLinear.BackwardInput(P(_dU), bt, hid, W(n.Fc1W), e, P(_dH), _team);
         NormGrad.Backward(P(_dH), P(tape.Mid), bt, e, W(n.Norm2W), P(tape.Mean2), P(tape.Rstd2), d, G(n.Norm2W), G(n.Norm2B), _team);
         // Attention branch: mid = x + proj(attn(qkv(norm1(x)))).
-        DenseLinear.BackwardWeights(d, bt, e, P(tape.A), tape.VTotal, G(n.ProjW), G(n.ProjB), _team);
+        DenseLinear.BackwardWeights(d, bt, e, P(tape.A), tape.VTotal, G(n.ProjW), G(n.ProjB), _team, Keep(n.ProjW));
         DenseLinear.BackwardInput(d, bt, e, W(n.ProjW), tape.VTotal, P(_dA), _team);
         _attention[i].Backward(P(tape.Qkv), P(tape.P), P(_dA), batch, P(_dQkv), _team);
-        DenseLinear.BackwardWeights(P(_dQkv), bt, tape.QkvRows, P(tape.H1), e, G(n.QkvW), G(n.QkvB), _team);
+        DenseLinear.BackwardWeights(P(_dQkv), bt, tape.QkvRows, P(tape.H1), e, G(n.QkvW), G(n.QkvB), _team, Keep(n.QkvW));
         DenseLinear.BackwardInput(P(_dQkv), bt, tape.QkvRows, W(n.QkvW), e, P(_dH), _team);
         NormGrad.Backward(P(_dH), P(_stream[i]), bt, e, W(n.Norm1W), P(tape.Mean1), P(tape.Rstd1), d, G(n.Norm1W), G(n.Norm1B), _team);
     }

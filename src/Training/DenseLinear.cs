@@ -24,11 +24,15 @@ public static unsafe class DenseLinear
     public static void BackwardInput(float* dy, int m, int n, float* w, int k, float* dx, ThreadTeam team) =>
         team.For(Items(m, k), new ProductBody(dy, n, 1, w, k, dx, k, m, k, n, null));
 
-    /// <summary>dW[n,k] = dY[m,n]ᵀ·X[m,k] and db[n] = Σ_m dY[m,n] (both overwritten).</summary>
-    public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, float* db, ThreadTeam team)
+    /// <summary>
+    /// dW[n,k] = dY[m,n]ᵀ·X[m,k] and db[n] = Σ_m dY[m,n] (both overwritten). With <paramref name="keep"/>
+    /// (a pruned weight's [n,k] mask, 1 kept), dW is computed on tiles holding a kept weight only and is
+    /// exactly zero on every pruned weight.
+    /// </summary>
+    public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, float* db, ThreadTeam team, byte* keep = null)
     {
         // A = dYᵀ read in place: row r of A is column r of dY (stride 1 between rows, n along the inner index).
-        team.For(Items(n, k), new ProductBody(dy, 1, n, x, k, dw, k, n, k, m, null));
+        team.For(Items(n, k), new ProductBody(dy, 1, n, x, k, dw, k, n, k, m, null, keep));
         team.For(n, new ColumnSumBody(dy, m, n, db));
     }
 
@@ -60,7 +64,7 @@ public static unsafe class DenseLinear
     /// C[rows, cols] = A·B (+ bias per column), A(r, i) = a[r·aRow + i·aInner], B row-major [inner, ldb].
     /// One item is a tile of 4 rows × 2 vectors of columns; items run panel-major so a panel of B stays in L1.
     /// </summary>
-    readonly struct ProductBody(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias) : IRangeBody
+    readonly struct ProductBody(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias, byte* keep = null) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -75,8 +79,14 @@ public static unsafe class DenseLinear
                 {
                     int r0 = item % rowTiles * Rows, c0 = item / rowTiles * Panel;
                     int rr = Math.Min(Rows, rows - r0), cc = Math.Min(Panel, cols - c0);
+                    if (keep != null && !AnyKept(r0, c0, rr, cc))
+                    {
+                        if (i0 == 0) Zero(r0, c0, rr, cc);   // a fully pruned tile: nothing to compute
+                        continue;
+                    }
                     if (rr == Rows && cc == Panel) Full(r0, c0, vc, i0, i1);
                     else Edge(r0, c0, rr, cc, i0, i1);
+                    if (keep != null && i1 == inner) ApplyMask(r0, c0, rr, cc);
                 }
             }
         }
@@ -118,6 +128,24 @@ public static unsafe class DenseLinear
             Vector.Store(c10, o); Vector.Store(c11, o + vc); o += ldc;
             Vector.Store(c20, o); Vector.Store(c21, o + vc); o += ldc;
             Vector.Store(c30, o); Vector.Store(c31, o + vc);
+        }
+
+        bool AnyKept(int r0, int c0, int rr, int cc)
+        {
+            for (int r = r0; r < r0 + rr; r++)
+                for (int j = c0; j < c0 + cc; j++) if (keep[(long)r * ldc + j] != 0) return true;
+            return false;
+        }
+
+        void Zero(int r0, int c0, int rr, int cc)
+        {
+            for (int r = r0; r < r0 + rr; r++) new Span<float>(c + (long)r * ldc + c0, cc).Clear();
+        }
+
+        void ApplyMask(int r0, int c0, int rr, int cc)
+        {
+            for (int r = r0; r < r0 + rr; r++)
+                for (int j = c0; j < c0 + cc; j++) if (keep[(long)r * ldc + j] == 0) c[(long)r * ldc + j] = 0;
         }
 
         /// <summary>A partial tile (last rows or columns): one element at a time, still in inner order.</summary>

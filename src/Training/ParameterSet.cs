@@ -14,6 +14,7 @@ namespace VitSparse.Training;
 public sealed class ParameterSet : ITensorSource
 {
     readonly Dictionary<string, float[]> _values;
+    readonly Dictionary<string, WeightMask> _masks = new(StringComparer.Ordinal);
 
     public VitConfig Config { get; }
     /// <summary>Tensor names in timm order (<see cref="VitLayout.ExpectedShapes"/>).</summary>
@@ -35,6 +36,28 @@ public sealed class ParameterSet : ITensorSource
 
     public static ParameterSet Zeros(VitConfig config) => new(config, "gradients");
 
+    /// <summary>Pruned linear weights and which of their entries are kept; training leaves the rest exactly zero.</summary>
+    public IReadOnlyDictionary<string, WeightMask> Masks => _masks;
+
+    /// <summary>
+    /// Marks a linear weight as pruned to <paramref name="mask"/>'s pattern and zeroes its pruned entries, so
+    /// the backward pass computes dW only on kept weights and training keeps the rest at zero.
+    /// </summary>
+    public void SetMask(string name, WeightMask mask)
+    {
+        if (!VitLayout.IsLinearWeight(name)) throw new InputException("mask", $"'{name}' is not a linear weight");
+        var shape = Shapes[name];
+        long cols = shape.Aggregate(1L, (a, b) => a * b) / shape[0];
+        if (mask.Rows != shape[0] || mask.Cols != cols)
+            throw new InputException("mask", $"a [{mask.Rows}, {mask.Cols}] mask for '{name}' of [{shape[0]}, {cols}]");
+        var w = this[name];
+        for (int i = 0; i < w.Length; i++) if (mask.Keep[i] == 0) w[i] = 0;
+        _masks[name] = mask;
+    }
+
+    /// <summary>The mask of a linear weight, or null when all of it is trainable.</summary>
+    public WeightMask? MaskOf(string name) => _masks.GetValueOrDefault(name);
+
     /// <summary>Copies every tensor the config needs from a source, refusing missing, misshapen or NaN/Inf tensors.</summary>
     public static ParameterSet From(ITensorSource src, VitConfig config)
     {
@@ -43,7 +66,10 @@ public sealed class ParameterSet : ITensorSource
         {
             if (!src.Contains(name)) throw new ModelException($"{src.Description}: missing tensor '{name}' (architecture '{config.Name}')", name);
             var shape = src.Shape(name);
-            if (!shape.SequenceEqual(set.Shapes[name]))
+            // A linear weight stored sparse has its 2-D [rows, cols] shape (the patch embedding's [E, C·p·p]).
+            bool flattened = VitLayout.IsLinearWeight(name) && shape.Length == 2 && shape[0] == set.Shapes[name][0]
+                && shape[1] == set.Shapes[name].Skip(1).Aggregate(1L, (a, b) => a * b);
+            if (!flattened && !shape.SequenceEqual(set.Shapes[name]))
                 throw new ModelException($"{src.Description}: tensor '{name}' has shape [{string.Join(",", shape)}], but the architecture '{config.Name}' needs [{string.Join(",", set.Shapes[name])}]", name);
             var data = src.Floats(name);
             for (int i = 0; i < data.Length; i++)
@@ -53,11 +79,19 @@ public sealed class ParameterSet : ITensorSource
         return set;
     }
 
-    /// <summary>Loads a safetensors checkpoint (our compact format, or timm DeiT with <paramref name="arch"/> for head counts).</summary>
+    /// <summary>
+    /// Loads a safetensors checkpoint (our compact format, or timm DeiT with <paramref name="arch"/> for head
+    /// counts); each weight stored sparse (BSR/CSR) gets its stored pattern as a <see cref="WeightMask"/>.
+    /// </summary>
     public static ParameterSet Load(string path, string? arch)
     {
         using var file = new SafeTensorsFile(path);
-        return From(new SafeTensorsSource(file), VitModel.ReadConfig(file, arch));
+        var src = new SafeTensorsSource(file);
+        var set = From(src, VitModel.ReadConfig(file, arch));
+        // A weight stored sparse keeps its stored pattern through training.
+        foreach (var (name, layout) in src.Stored)
+            if (set.Contains(name)) set.SetMask(name, WeightMask.FromStored(file, name, layout));
+        return set;
     }
 
     public void Clear()
@@ -73,4 +107,6 @@ public sealed class ParameterSet : ITensorSource
     internal unsafe float* Ptr(string name) => Pin(this[name]);
 
     internal static unsafe float* Pin(float[] pinned) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
+
+    internal static unsafe byte* PinBytes(byte[] pinned) => (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
 }

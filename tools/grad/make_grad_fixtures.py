@@ -11,6 +11,10 @@ means and are defined on the model's output logits (for a distilled model, the m
   mse  mean over batch and classes of (logits − teacher)²
   sq   mean over batch and classes of logits²  (LPViT's label-free loss)
 
+masked.safetensors is the ragged model with pruned linears stored sparse in our compact format (BSR
+blocks or CSR entries, `vitsparse.sparse` metadata): the reference multiplies each such weight by its
+kept-pattern mask, so dL/dW is zero on every pruned weight (see MASKS).
+
 adamw.safetensors holds the ragged model's parameters after three torch.optim.AdamW steps (see
 adamw_fixture), for the C# optimizer's parity test.
 
@@ -48,6 +52,59 @@ MODELS = {
 }
 
 
+# Pruned linears of the masked model: weight -> ("bsr", bh, bw) or ("unstructured",), with a seeded kept pattern.
+MASKS = {
+    "patch_embed.proj.weight": ("bsr", 4, 4),
+    "blocks.0.attn.qkv.weight": ("bsr", 4, 4),
+    "blocks.0.attn.proj.weight": ("unstructured",),
+    "blocks.0.mlp.fc2.weight": ("unstructured",),
+    "blocks.1.mlp.fc1.weight": ("bsr", 8, 4),
+    "head.weight": ("unstructured",),
+}
+KEEP = 0.5
+
+
+def kept_pattern(name, rows, cols, spec, seed):
+    """A seeded 0/1 mask of [rows, cols]: whole bh×bw blocks for bsr, single weights for unstructured."""
+    bh, bw = (spec[1], spec[2]) if spec[0] == "bsr" else (1, 1)
+    assert rows % bh == 0 and cols % bw == 0, name
+    u = seeded.uniform("mask." + name, (rows // bh) * (cols // bw), seed).reshape(rows // bh, cols // bw)
+    blocks = (u < KEEP).astype(np.float32)
+    return np.kron(blocks, np.ones((bh, bw), dtype=np.float32))
+
+
+def encode_sparse(name, w2d, mask, spec):
+    """The compact format's tensors for a masked weight, and its `vitsparse.sparse` entry."""
+    rows, cols = w2d.shape
+    if spec[0] == "bsr":
+        bh, bw = spec[1], spec[2]
+        values, col_idx, row_ptr = [], [], [0]
+        for br in range(rows // bh):
+            for bc in range(cols // bw):
+                if mask[br * bh, bc * bw]:
+                    values.append(w2d[br * bh:(br + 1) * bh, bc * bw:(bc + 1) * bw])
+                    col_idx.append(bc)
+            row_ptr.append(len(col_idx))
+        total = (rows // bh) * (cols // bw)
+        tensors = {name + ".bsr_values": np.array(values, dtype=np.float32).reshape(-1, bh, bw),
+                   name + ".bsr_col_indices": np.array(col_idx, dtype=np.int32),
+                   name + ".bsr_row_ptr": np.array(row_ptr, dtype=np.int32)}
+        entry = {"format": "bsr", "block": [bh, bw], "shape": [rows, cols], "density": round(len(col_idx) / total, 6)}
+    else:
+        values, col_idx, row_ptr = [], [], [0]
+        for r in range(rows):
+            for c in range(cols):
+                if mask[r, c]:
+                    values.append(w2d[r, c])
+                    col_idx.append(c)
+            row_ptr.append(len(col_idx))
+        tensors = {name + ".csr_values": np.array(values, dtype=np.float32),
+                   name + ".csr_col_indices": np.array(col_idx, dtype=np.int32),
+                   name + ".csr_row_ptr": np.array(row_ptr, dtype=np.int32)}
+        entry = {"format": "unstructured", "shape": [rows, cols], "density": round(len(col_idx) / (rows * cols), 6)}
+    return tensors, entry
+
+
 def loss_fn(kind, logits, labels, teacher):
     if kind == "ce":
         return F.cross_entropy(logits, labels, label_smoothing=LABEL_SMOOTHING)
@@ -65,20 +122,35 @@ def loss_fn(kind, logits, labels, teacher):
 def main():
     out_dir = os.path.join(HERE, "..", "..", "tests", "fixtures", "grad")
     os.makedirs(out_dir, exist_ok=True)
-    for seed, (key, cfg) in enumerate(MODELS.items()):
+    models = list(MODELS.items()) + [("masked", dict(MODELS["ragged"], name="grad_masked"))]
+    for seed, (key, cfg) in enumerate(models):
         shapes = deit.expected_shapes(cfg)
         w32 = {n: seeded.tensor(n, s, seed=seed + 1) for n, s in shapes.items()}
+        masks = {}
+        if key == "masked":
+            for n, spec in MASKS.items():
+                rows = shapes[n][0]
+                m = kept_pattern(n, rows, int(np.prod(shapes[n])) // rows, spec, seed + 1)
+                masks[n] = m.reshape(shapes[n])
+                w32[n] = (w32[n] * masks[n]).astype(np.float32)
         images = seeded.image_batch([BATCH, cfg["in_chans"], cfg["image_size"], cfg["image_size"]], seed=seed + 1)
         labels = np.array([(3 * i + seed) % cfg["num_classes"] for i in range(BATCH)], dtype=np.int64)
         teacher = (4.0 * seeded.uniform("teacher", BATCH * cfg["num_classes"], seed + 1) - 2.0).astype(np.float32)
         teacher = teacher.reshape(BATCH, cfg["num_classes"])
-        out = {n: w32[n] for n in shapes}
+        out = {n: w32[n] for n in shapes if n not in masks}
+        sparse_meta = {}
+        for n in masks:
+            tensors, entry = encode_sparse(n, w32[n].reshape(shapes[n][0], -1), masks[n].reshape(shapes[n][0], -1), MASKS[n])
+            out.update(tensors)
+            sparse_meta[n] = entry
         out["input"] = images
         out["labels"] = labels.astype(np.float32)
         out["teacher_logits"] = teacher
         for kind in ("ce", "kl", "mse", "sq"):
             w = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w32.items()}
-            logits = deit.forward(cfg, w, torch.tensor(images, dtype=torch.float64))
+            # A pruned weight is its kept entries times the mask: autograd then gives dL/dW = mask ∘ dL/dW_eff.
+            w_eff = {n: w[n] * torch.tensor(masks[n], dtype=torch.float64) if n in masks else w[n] for n in w}
+            logits = deit.forward(cfg, w_eff, torch.tensor(images, dtype=torch.float64))
             loss = loss_fn(kind, logits, torch.tensor(labels), torch.tensor(teacher, dtype=torch.float64))
             loss.backward()
             out[f"loss.{kind}"] = np.array([loss.item()], dtype=np.float32)
@@ -86,6 +158,8 @@ def main():
                 out[f"grad.{kind}.{n}"] = w[n].grad.numpy().astype(np.float32)
         meta = {"vitsparse.config": json.dumps(cfg), "label_smoothing": str(LABEL_SMOOTHING),
                 "temperature": str(TEMPERATURE)}
+        if sparse_meta:
+            meta["vitsparse.sparse"] = json.dumps(sparse_meta)
         path = os.path.join(out_dir, f"{key}.safetensors")
         st_io.save(path, out, meta)
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")

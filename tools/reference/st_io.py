@@ -63,18 +63,18 @@ def load(path, strict=True):
 
 
 def save(path, tensors, metadata=None, bf16=False):
-    """tensors: dict name -> np.ndarray (float32/float16, or all as BF16), written in insertion order."""
+    """tensors: dict name -> np.ndarray (float32/float16/int32, or all floats as BF16), written in insertion order."""
     header, blobs, off = {}, [], 0
     if metadata:
         header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
     for name, arr in tensors.items():
         arr = np.ascontiguousarray(arr)
-        if bf16:
+        if bf16 and arr.dtype != np.int32:
             bits = arr.astype(np.float32).view(np.uint32).astype(np.uint64)
             rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
             dt, blob = "BF16", rounded.tobytes()
         else:
-            dt = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16"}[arr.dtype]
+            dt = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int32): "I32"}[arr.dtype]
             blob = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
         header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(blob)]}
         blobs.append(blob)
