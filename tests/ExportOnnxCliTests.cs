@@ -79,6 +79,15 @@ public class ExportOnnxCliTests
     }
 
     [Fact]
+    public void Seeded_swin_weights_are_refused_in_one_line()
+    {
+        string dir = Fixtures.TempDir();
+        string err = Fails("export-onnx", "--weights", "seeded:swin_t", "-o", Path.Combine(dir, "s.onnx"));
+        Assert.Contains("seeded:swin_t is a Swin; export-onnx writes DeiT models", err);
+        Assert.False(File.Exists(Path.Combine(dir, "s.onnx")));
+    }
+
+    [Fact]
     public void A_swin_style_checkpoint_is_named_as_such()
     {
         string dir = Fixtures.TempDir();

@@ -27,7 +27,8 @@ static class ExportOnnxCommand
             var exportOptions = new OnnxExportOptions { Opset = OnnxExporter.CheckOpset(pr.GetValue(opset), "--opset"), Batch = ParseBatch(pr.GetValue(batch)) };
             string outPath = Check.Output("--output", pr.GetValue(output)!);
             var w = Weights.Check(pr.GetValue(weights)!, options.Arch);
-            if (w.IsSwin) throw new InputException("--weights", $"{w.Spec} is a Swin; export-onnx writes DeiT models (dense, ragged, distilled, sparse) only");
+            // A Swin file is named as such by the exporter's tensor check below; seeded Swin weights have no file to check.
+            if (w.SeededSwin != null) throw new InputException("--weights", $"{w.Spec} is a Swin; export-onnx writes DeiT models (dense, ragged, distilled, sparse) only");
 
             OnnxExportSummary summary;
             VitModel model;
