@@ -16,5 +16,5 @@ done
 # there, so a repack with an unchanged version is not shadowed by the cached copy.
 rm -rf artifacts/edgecamera-nuget/vitsparse.*
 dotnet publish samples/EdgeCamera -c Release -r linux-x64 -o artifacts/edgecamera -nologo -v q
-rm -f artifacts/edgecamera/*.dbg
+rm -f artifacts/edgecamera/*.dbg artifacts/edgecamera/*.pdb artifacts/edgecamera/*.xml   # symbols and docs: not needed to run
 echo "packed $(ls "$feed" | tr '\n' ' ')into $PWD/$feed; published $PWD/artifacts/edgecamera/edgecamera"

@@ -18,9 +18,11 @@ for level in "${levels[@]}"; do
   case "$level" in x86-64-v3 | x86-64-v4) ;; *) echo "publish-aot: $level: not a level we ship (x86-64-v3, x86-64-v4)" >&2; exit 2 ;; esac
   # Each level compiles in its own folder: ILC's incremental check does not see a changed instruction set.
   dotnet publish src/Cli -c Release -r linux-x64 -p:PublishAot=true -p:IlcInstructionSet="$level" \
-    -p:NativeIntermediateOutputPath="obj/Release/net10.0/linux-x64/native-$level/" -p:TrimmerSingleWarn=false \
+    -p:NativeIntermediateOutputPath="obj/Release/net10.0/linux-x64/native-$level/" \
     -o "$out/$level" -nologo -v q
-  rm -f "$out/$level"/*.dbg   # native debug symbols (≈ 3× the binary); keep them with -p:StripSymbols=false
+  # The binary and libSkiaSharp.so are all it needs: drop the native symbols (vitsparse.dbg, twice the binary)
+  # and the libraries' .pdb/.xml files that publish copies beside it.
+  rm -f "$out/$level"/*.dbg "$out/$level"/*.pdb "$out/$level"/*.xml
 done
 install -m 755 tools/vitsparse-aot-launcher.sh "$out/vitsparse"
 echo "published $PWD/$out (${levels[*]}); run $out/vitsparse"
