@@ -57,6 +57,7 @@ var clock = Stopwatch.StartNew();
 foreach (var type in selected)
 {
     var typeClock = Stopwatch.StartNew();
+    var fixtures = new Dictionary<Type, object>();   // IClassFixture<T>: one T per class, as xunit shares it
     int before = passed + failed;
     foreach (var method in type.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static).OrderBy(m => m.MetadataToken))
     {
@@ -72,7 +73,7 @@ foreach (var type in selected)
             string test = $"{type.Name}.{method.Name}({string.Join(", ", row)})";
             try
             {
-                object? instance = method.IsStatic ? null : Activator.CreateInstance(type);
+                object? instance = method.IsStatic ? null : Create(type, fixtures);
                 try
                 {
                     var result = method.Invoke(instance, row);
@@ -89,12 +90,24 @@ foreach (var type in selected)
             }
         }
     }
+    foreach (var fixture in fixtures.Values) (fixture as IDisposable)?.Dispose();
     Console.WriteLine($"[{name}] {type.Name}: {passed + failed - before} run in {typeClock.Elapsed.TotalSeconds:0.0} s");
 }
 
 Console.WriteLine($"[{name}] {passed} passed, {failed} failed, {skipped} skipped (widths this CPU lacks) in {clock.Elapsed.TotalSeconds:0.0} s");
 if (trx != null) WriteTrx(trx, name, passed, failed, skipped);
 return failed == 0 && passed > 0 ? 0 : 1;
+
+// A test class instance as xunit makes it: constructor parameters are an ITestOutputHelper or class fixtures.
+static object Create(Type type, Dictionary<Type, object> fixtures)
+{
+    var ctor = type.GetConstructors().Single();
+    var args = ctor.GetParameters().Select(p =>
+        p.ParameterType == typeof(Xunit.Abstractions.ITestOutputHelper) ? new ConsoleOutput() :
+        fixtures.TryGetValue(p.ParameterType, out var f) ? f :
+        fixtures[p.ParameterType] = Activator.CreateInstance(p.ParameterType)!).ToArray();
+    return ctor.Invoke(args);
+}
 
 static bool IsKernelCategory(Type t) => t.CustomAttributes.Any(a =>
     a.AttributeType == typeof(TraitAttribute) &&
@@ -112,4 +125,11 @@ static void WriteTrx(string path, string name, int passed, int failed, int skipp
           </ResultSummary>
         </TestRun>
         """);
+}
+
+/// <summary>A test's output lines, written through to the console.</summary>
+sealed class ConsoleOutput : Xunit.Abstractions.ITestOutputHelper
+{
+    public void WriteLine(string message) => Console.WriteLine("    " + message);
+    public void WriteLine(string format, params object[] args) => Console.WriteLine("    " + string.Format(format, args));
 }
