@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using VitSparse.Bench.Peers;
+using VitSparse.Interop.Onnx;
 using VitSparse.Kernels;
 using VitSparse.Pruning;
 using VitSparse.Runtime.Formats;
@@ -16,7 +17,15 @@ namespace VitSparse.Bench;
 /// <summary>One runtime's measured latency on one model.</summary>
 public sealed record BenchResult(string Model, string Runtime, string Weights, int Threads, int Batch, int Iterations,
     double MedianMs, double MinMs, double MaxMs, double ImagesPerSecond, double Gmac, double Gflops, long Params,
-    double? VitSparseOverPeer = null, double? MaxAbsLogitDiff = null);
+    double? VitSparseOverPeer = null, double? MaxAbsLogitDiff = null)
+{
+    /// <summary>The median again, under the name the percentile columns use.</summary>
+    public double P50Ms => MedianMs;
+    /// <summary>90th percentile of the timed runs (linear interpolation between order statistics).</summary>
+    public double P90Ms { get; init; }
+    /// <summary>99th percentile: with fewer than 100 runs it lies between the two slowest.</summary>
+    public double P99Ms { get; init; }
+}
 
 /// <summary>A peer that could not be measured, and how to make it available.</summary>
 public sealed record SkippedPeer(string Model, string Runtime, string Reason);
@@ -33,6 +42,10 @@ public sealed record Speedup(string Model, string Runtime, double DenseMs, doubl
 
 public sealed record BenchReport(string Machine, List<BenchResult> Results, List<SkippedPeer> Skipped, Dictionary<string, Dictionary<string, double>> BreakdownMs, List<Speedup> Speedups)
 {
+    /// <summary>Busy processes run beside the measurement (bench --load).</summary>
+    public int Load { get; set; }
+    /// <summary>/proc/loadavg when the run started (other load on the machine), where the OS has it.</summary>
+    public string? LoadAverage { get; set; }
     public EnergyReport? Energy { get; set; }
 }
 
@@ -41,7 +54,7 @@ public sealed record BenchReport(string Machine, List<BenchResult> Results, List
 /// is given), warms up, then times whole inferences, alternating VitSparse with its peers in rounds so that
 /// machine drift hits every runtime alike. Prints markdown tables (and JSON with --json).
 /// </summary>
-public static class BenchApp
+public static partial class BenchApp
 {
     const int RoundSize = 5;
 
@@ -57,20 +70,32 @@ public static class BenchApp
         var breakdown = new Option<bool>("--breakdown") { Description = "also print where VitSparse's time goes, per operation" };
         var json = new Option<string?>("--json") { Description = "also write the results as JSON to this file" };
         var sparse = new Option<string>("--sparse") { Description = "kernels for layers with zeros in the sparse variant: auto, bsr, unstructured (off or dense: no sparse variant)", DefaultValueFactory = _ => "auto" };
+        var load = new Option<int>("--load") { Description = "busy-spinning processes to run beside the measurement (a contended device; killed at the end)", DefaultValueFactory = _ => 0 };
         var sparsify = new Option<string?>("--sparsify") { Description = "zero a fraction of every block linear by magnitude (not a pruning method) and compare with the same model dense: bsr32x32:0.5, bsr16x16:0.5, unstructured:0.7" };
         var root = new RootCommand("VitSparse benchmark: end-to-end latency per model, with peers")
         {
-            models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify,
+            models, weights, threads, batch, warmup, iterations, peers, breakdown, json, sparse, sparsify, load,
         };
         EnergyBench.AddOptions(root);
+        var ortExport = new Option<string>("--ort-export") { Description = "the ONNX model the ort peer runs: torch (torch.onnx.export of the PyTorch reference, independent of VitSparse), vitsparse (vitsparse export-onnx), or auto (torch when installed)", DefaultValueFactory = _ => "auto" };
+        root.Options.Add(ortExport);
         root.SetAction(pr =>
         {
             try
             {
+                if (SwinDimapBench.Handles(pr.GetValue(models)!))   // --model swin_t_dimap: SwinDimapBench.cs
+                    return SwinDimapBench.Run(pr.GetValue(models)!, pr.GetValue(weights), pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), stdout, stderr);
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);
                 if (w != null && names.Length != 1) throw new InputException("--weights", "give exactly one --model with --weights");
-                if (w != null && Synthetic.IsSeeded(w, out var seeded))
+                if (w != null && Synthetic.IsSeededSwin(w, out var seededSwin))
+                {
+                    if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
+                    if (!SwinArchitectures.TryGet(names[0], out var m) || m.Name != seededSwin.Name)
+                        throw new InputException("--weights", $"{w} is not the architecture of --model {names[0]}");
+                    w = null;
+                }
+                else if (w != null && Synthetic.IsSeeded(w, out var seeded))
                 {
                     // seeded:ARCH is what bench measures anyway: the synthetic weights of ARCH (or of the dense model an SNP name prunes).
                     if (pr.GetResult(models) is null or { Implicit: true }) names = [w[Synthetic.Prefix.Length..]];
@@ -81,13 +106,19 @@ public static class BenchApp
                 }
                 var spec = pr.GetValue(sparsify) is { } sp ? SparsifySpec.Parse(sp) : null;
                 var mode = ParseSparse(pr.GetValue(sparse));
-                var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!), mode, spec);
+                var settings = new BenchSettings(pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), ParsePeers(pr.GetValue(peers)!), mode, spec)
+                    { Load = pr.GetValue(load), OrtExport = ParseOrtExport(pr.GetValue(ortExport)) };
                 settings.Validate();
-                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], []);
+                var report = new BenchReport($"{Isa.Describe()} · {Environment.ProcessorCount} cores · .NET {Environment.Version} · fp32", [], [], [], [])
+                    { Load = settings.Load, LoadAverage = ReadLoadAverage() };
                 using var energy = EnergyBench.Open(pr);
                 report.Energy = energy?.Report;
-                foreach (var n in names) Measure(n, w, settings, report, stderr, energy);
+                foreach (var n in names)
+                    if (SwinArchitectures.TryGet(n, out _)) MeasureSwin(n, w, settings, report, stderr);
+                    else Measure(n, w, settings, report, stderr, energy);
                 stdout.WriteLine($"VitSparse bench · {report.Machine}");
+                if (report.Load > 0) stdout.WriteLine($"--load {report.Load}: {report.Load} busy-spinning process{(report.Load == 1 ? "" : "es")} ran beside the measurement");
+                if (report.LoadAverage != null) stdout.WriteLine($"load average at start: {report.LoadAverage}");
                 if (spec != null) stdout.WriteLine($"--sparsify {spec.Label}: every block linear zeroed by magnitude per layer, a structure for kernel benchmarks, not a pruning method (accuracy is not kept)");
                 stdout.WriteLine();
                 stdout.Write(Table(report.Results));
@@ -119,6 +150,14 @@ public static class BenchApp
         return list;
     }
 
+    /// <summary>--ort-export: auto (torch when python3-torch imports: an exporter independent of VitSparse; else vitsparse), torch or vitsparse.</summary>
+    static string ParseOrtExport(string? value) => value switch
+    {
+        null => "auto",
+        "auto" or "torch" or "vitsparse" => value,
+        _ => throw new InputException("--ort-export", $"'{value}' is not one of auto, torch, vitsparse"),
+    };
+
     static SparseMode ParseSparse(string? value) => value switch
     {
         null or "auto" => SparseMode.Auto,
@@ -130,8 +169,13 @@ public static class BenchApp
 
     sealed record BenchSettings(int Threads, int Batch, int Warmup, int Iterations, string[] Peers, SparseMode Sparse = SparseMode.Auto, SparsifySpec? Sparsify = null)
     {
+        public int Load { get; init; }
+        /// <summary>Which exporter writes the ort peer's model: auto, torch or vitsparse.</summary>
+        public string OrtExport { get; init; } = "auto";
+
         public void Validate()
         {
+            LoadProcesses.Validate(Load);
             if (Threads < 1) throw new InputException("--threads", $"must be at least 1, got {Threads}");
             if (Batch < 1) throw new InputException("--batch", $"must be at least 1, got {Batch}");
             if (Warmup < 0) throw new InputException("--warmup", $"must be at least 0, got {Warmup}");
@@ -254,6 +298,13 @@ public static class BenchApp
                 }
             }
 
+            // The busy neighbours run from warm-up to the end of the breakdown, and are killed in the finally below.
+            if (s.Load > 0)
+            {
+                var busy = LoadProcesses.Start(s.Load);
+                disposables.Add(busy);
+                log.WriteLine($"{name}: {s.Load} busy process{(s.Load == 1 ? "" : "es")} started (PID {string.Join(", ", busy.Pids)})");
+            }
             log.WriteLine($"{name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => $"{x.Contender.Name} on {x.Variant.Label}"))} ({s.Warmup} runs each)…");
             foreach (var (_, x) in contenders) x.Round(s.Warmup);
             foreach (var (_, x) in contenders) x.Times.Clear();
@@ -288,7 +339,8 @@ public static class BenchApp
                 double median = Median(t);
                 report.Results.Add(new BenchResult(v.Label, x.Name, source, s.Threads, s.Batch, t.Length, median, t[0], t[^1],
                     s.Batch * 1000.0 / median, gmac, 2 * gmac * s.Batch / (median / 1000.0), ModelStats.Params(v.Model.Config),
-                    x == ours ? null : Median(ours.Times) / median, x == ours || x.Logits == null ? null : MaxAbsDiff(ours.Logits!, x.Logits)));
+                    x == ours ? null : Median(ours.Times) / median, x == ours || x.Logits == null ? null : MaxAbsDiff(ours.Logits!, x.Logits))
+                    { P90Ms = Percentile(t, 0.90), P99Ms = Percentile(t, 0.99) });
             }
         }
         if (variants.Count == 2)
@@ -310,30 +362,30 @@ public static class BenchApp
         return dir;
     }
 
-    static Contender? StartOrt(string name, VitConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
+    static Contender? StartOrt(string name, IImageModelConfig c, string? weights, BenchSettings s, float[] input, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
-        string root = RepoRoot();
-        string? lib = OnnxRuntimePeer.Locate(root);
-        if (lib == null)
+        string? noTorch = s.OrtExport == "vitsparse" ? null : TorchPeer.TorchMissing();
+        if (s.OrtExport == "torch" && noTorch != null)
         {
-            report.Skipped.Add(new(name, "onnxruntime", "libonnxruntime.so.1 not found; install with: (cd tools/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install) or set VITSPARSE_ORT_LIB"));
+            report.Skipped.Add(new(name, "onnxruntime", $"--ort-export torch needs PyTorch: {noTorch}; install with: apt-get install python3-torch, or use --ort-export vitsparse"));
             return null;
         }
-        if (TorchPeer.Unavailable() is { } why)
-        {
-            report.Skipped.Add(new(name, "onnxruntime", $"exporting the ONNX model needs PyTorch: {why}; install with: apt-get install python3-torch"));
-            return null;
-        }
-        string onnx = ExportOnnx(root, c, weights, s.Batch, log);
-        var ort = new OnnxRuntimePeer(lib, onnx, s.Threads, s.Batch * c.NumClasses);
-        owned.Add(ort);
-        long[] shape = [s.Batch, c.InChannels, c.ImageSize, c.ImageSize];
+        string exporter = s.OrtExport == "vitsparse" || noTorch != null ? "vitsparse" : "torch";
+        string onnx = ExportOnnx(RepoRoot(), c, weights, s.Batch, exporter, log);
         var logits = new float[s.Batch * c.NumClasses];
-        ort.Run(input, shape, logits);
-        return new Contender($"onnxruntime {ort.Version}", count => Time(count, () => ort.Run(input, shape, logits)), logits.ToArray());
+        OnnxRuntimePeer ort;
+        try { ort = new OnnxRuntimePeer(onnx, s.Threads, input, [s.Batch, c.InChannels, c.ImageSize, c.ImageSize], logits, [s.Batch, c.NumClasses]); }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
+        {
+            report.Skipped.Add(new(name, "onnxruntime", $"ONNX Runtime (NuGet Microsoft.ML.OnnxRuntime) could not run {onnx}: {e.Message}"));
+            return null;
+        }
+        owned.Add(ort);
+        ort.Run();
+        return new Contender($"onnxruntime {OnnxRuntimePeer.Version}{(exporter == "torch" ? "" : " (vitsparse export)")}", count => Time(count, ort.Run), logits.ToArray());
     }
 
-    static Contender? StartTorch(string name, VitConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
+    static Contender? StartTorch(string name, IImageModelConfig c, string? weights, BenchSettings s, BenchReport report, List<IDisposable> owned, TextWriter log)
     {
         if (TorchPeer.Unavailable() is { } why)
         {
@@ -347,7 +399,7 @@ public static class BenchApp
         return new Contender("pytorch 1.13 (OpenBLAS)", torch.Run, logits);
     }
 
-    static string WriteConfig(string root, VitConfig c)
+    static string WriteConfig(string root, IImageModelConfig c)
     {
         string json = c.ToJson();
         string path = Path.Combine(ArtifactsDir(), $"{c.Name}-{Hash(json)}.json");
@@ -355,14 +407,31 @@ public static class BenchApp
         return path;
     }
 
-    /// <summary>Exports once per (config, weights, batch) into artifacts/peers; later runs reuse the file.</summary>
-    static string ExportOnnx(string root, VitConfig c, string? weights, int batch, TextWriter log)
+    /// <summary>
+    /// The peer's ONNX model: torch.onnx.export of the plain-PyTorch reference (tools/peers/export_onnx.py, an
+    /// implementation independent of ours, DeiT or Swin), or VitSparse's own exporter (<paramref name="exporter"/>, DeiT
+    /// only). Exported once per (config, weights, batch, exporter) into artifacts/peers; later runs reuse the file.
+    /// </summary>
+    static string ExportOnnx(string root, IImageModelConfig c, string? weights, int batch, string exporter, TextWriter log)
     {
         string config = WriteConfig(root, c);
-        string key = Hash($"{File.ReadAllText(config)}|{weights}|{(weights != null ? File.GetLastWriteTimeUtc(weights).Ticks : 0)}|{batch}");
+        string key = Hash($"{File.ReadAllText(config)}|{weights}|{(weights != null ? File.GetLastWriteTimeUtc(weights).Ticks : 0)}|{batch}|{exporter}");
         string path = Path.Combine(root, "artifacts", "peers", $"{c.Name}-b{batch}-{key}.onnx");
         if (File.Exists(path)) return path;
-        log.WriteLine($"exporting {c.Name} to ONNX for the onnxruntime peer…");
+        if (exporter == "vitsparse")
+        {
+            if (c is not VitConfig vit)
+                throw new InputException("--ort-export", $"vitsparse's ONNX exporter writes DeiT models only, not '{c.Name}'; use --ort-export torch (needs python3-torch)");
+            log.WriteLine($"exporting {c.Name} to ONNX with vitsparse's exporter for the onnxruntime peer…");
+            if (weights == null) OnnxExporter.Write(path, vit, new SeededWeights(vit), new OnnxExportOptions { Batch = batch });
+            else
+            {
+                using var file = new SafeTensorsFile(weights);
+                OnnxExporter.Write(path, vit, new SafeTensorsSource(file), new OnnxExportOptions { Batch = batch });
+            }
+            return path;
+        }
+        log.WriteLine($"exporting {c.Name} to ONNX with torch.onnx.export for the onnxruntime peer…");
         var psi = new ProcessStartInfo(TorchPeer.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { Path.Combine(root, "tools", "peers", "export_onnx.py"), config, path, "--batch", batch.ToString(CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);
@@ -403,15 +472,31 @@ public static class BenchApp
         return t.Length % 2 == 1 ? t[t.Length / 2] : 0.5 * (t[t.Length / 2 - 1] + t[t.Length / 2]);
     }
 
+    /// <summary>The q-quantile of sorted values, interpolating linearly between neighbours (numpy's default; q = 0.5 is the median).</summary>
+    public static double Percentile(IReadOnlyList<double> sorted, double q)
+    {
+        if (sorted.Count == 0) throw new ArgumentException("no values", nameof(sorted));
+        double pos = q * (sorted.Count - 1);
+        int lo = (int)Math.Floor(pos), hi = Math.Min(lo + 1, sorted.Count - 1);
+        return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
+    }
+
+    static string? ReadLoadAverage()
+    {
+        try { return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : null; }
+        catch (IOException) { return null; }
+    }
+
     static double MaxAbsDiff(float[] a, float[] b) => a.Length != b.Length ? double.NaN : a.Zip(b).Max(p => Math.Abs((double)p.First - p.Second));
 
     public static string Table(IEnumerable<BenchResult> results)
     {
         var inv = CultureInfo.InvariantCulture;
-        var t = new MarkdownTable("model", "runtime", "weights", "threads", "batch", "median ms", "min ms", "max ms", "images/s", "GMAC", "GFLOP/s", "VitSparse/peer", "max |Δlogit|")
-            .RightAlign(3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
+        var t = new MarkdownTable("model", "runtime", "weights", "threads", "batch", "p50 ms", "p90 ms", "p99 ms", "max ms", "min ms", "images/s", "GMAC", "GFLOP/s", "VitSparse/peer", "max |Δlogit|")
+            .RightAlign(3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
         foreach (var r in results)
-            t.Add(r.Model, r.Runtime, r.Weights, r.Threads, r.Batch, r.MedianMs.ToString("0.00", inv), r.MinMs.ToString("0.00", inv), r.MaxMs.ToString("0.00", inv),
+            t.Add(r.Model, r.Runtime, r.Weights, r.Threads, r.Batch, r.MedianMs.ToString("0.00", inv), r.P90Ms.ToString("0.00", inv), r.P99Ms.ToString("0.00", inv),
+                r.MaxMs.ToString("0.00", inv), r.MinMs.ToString("0.00", inv),
                 r.ImagesPerSecond.ToString("0.0", inv), r.Gmac.ToString("0.000", inv), r.Gflops.ToString("0.0", inv),
                 r.VitSparseOverPeer?.ToString("0.00×", inv) ?? "", r.MaxAbsLogitDiff?.ToString("0.0e+0", inv) ?? "");
         return t.ToString();

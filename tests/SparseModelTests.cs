@@ -13,10 +13,10 @@ namespace VitSparse.Tests;
 /// </summary>
 public class SparseModelTests
 {
-    static readonly VitConfig Config = VitConfig.Uniform("sparse_small", embed: 64, depth: 2, heads: 2, classes: 10, imageSize: 32, patchSize: 8);
+    internal static readonly VitConfig Config = VitConfig.Uniform("sparse_small", embed: 64, depth: 2, heads: 2, classes: 10, imageSize: 32, patchSize: 8);
 
     /// <summary>Seeded weights with half the 16×16 blocks of qkv and fc1 zeroed, and 90 % of proj and fc2's weights.</summary>
-    static DenseTensors ZeroHolding()
+    internal static DenseTensors ZeroHolding()
     {
         var t = DenseTensors.From(new SeededWeights(Config, 3), Config);
         for (int i = 0; i < Config.Depth; i++)

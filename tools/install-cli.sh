@@ -15,7 +15,7 @@ case "$(uname -m)" in
   *) echo "install-cli: no SkiaSharp native library for $(uname -m)" >&2; exit 1 ;;
 esac
 bin=artifacts/vitsparse/vitsparse
-newer=$( [ -x "$bin" ] && find src Directory.Build.props Directory.Build.targets -newer "$bin" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' \) -not -path '*/obj/*' -not -path "*/bin/*" -print -quit || true)
+newer=$( [ -x "$bin" ] && find src Directory.Build.props Directory.Build.targets -newer "$bin" \( -name '*.cs' -o -name '*.proto' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' \) -not -path '*/obj/*' -not -path "*/bin/*" -print -quit || true)
 if [ -x "$bin" ] && [ -z "$newer" ] && [ "${1:-}" != --force ]; then echo "vitsparse is up to date: $PWD/$bin"; exit 0; fi
 dotnet publish src/Cli -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true -o artifacts/vitsparse -nologo -v q
 touch "$bin"   # publish keeps the apphost's time when nothing changed; the check above compares with it

@@ -16,12 +16,19 @@ public sealed class TorchPeer : IDisposable
     public const string Python = "/usr/bin/python3";
     readonly Process _process;
 
-    public static string? Unavailable()
+    /// <summary>Why `import torch` fails (enough for torch.onnx.export), or null when it works.</summary>
+    public static string? TorchMissing()
     {
         if (!File.Exists(Python)) return $"{Python} not found";
         var p = Process.Start(new ProcessStartInfo(Python, ["-c", "import torch"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
         p.WaitForExit();
-        if (p.ExitCode != 0) return "python3-torch is not installed";
+        return p.ExitCode != 0 ? "python3-torch is not installed" : null;
+    }
+
+    /// <summary>Why the PyTorch peer cannot run fairly here, or null when it can.</summary>
+    public static string? Unavailable()
+    {
+        if (TorchMissing() is { } missing) return missing;
         // Without OpenBLAS, Debian's torch runs its linears on the reference BLAS (~3 GFLOP/s): not a fair peer.
         return File.Exists("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3") || File.Exists("/usr/lib/aarch64-linux-gnu/openblas-pthread/libblas.so.3")
             ? null : "libopenblas0-pthread is not installed (torch would use the reference BLAS)";

@@ -20,6 +20,7 @@ public static class CliApp
             EvalCommand.Create(stdout, stderr),
             MetersCommand.Create(stdout, stderr),
             GradCommand.Create(stdout, stderr),
+            ExportOnnxCommand.Create(stdout, stderr),
         };
         root.Options.Add(VerboseOption);
         var result = root.Parse(args);
@@ -33,7 +34,7 @@ public static class CliApp
 
     internal static readonly Option<string?> ArchOption = new("--arch")
     {
-        Description = "architecture for checkpoints without VitSparse metadata (e.g. deit_s, deit_b_distilled)",
+        Description = "architecture for checkpoints without VitSparse metadata (e.g. deit_s, deit_b_distilled, swin_t)",
     };
 
     internal static readonly Option<string> NonFiniteOption = new("--nonfinite")
@@ -129,7 +130,7 @@ public static class CliApp
     internal static LoadOptions Options(ParseResult pr, TextWriter stderr)
     {
         string? arch = pr.GetValue(ArchOption);
-        if (arch != null) Architectures.Get(arch, "--arch");
+        Classifier.CheckArch(arch);
         var sparse = pr.CommandResult.Command.Options.Contains(SparseOption) ? ParseSparse(pr.GetValue(SparseOption)) : SparseMode.Auto;
         return new LoadOptions { Arch = arch, NonFinite = NonFinite(pr), Warn = stderr.WriteLine, Sparse = sparse };
     }

@@ -52,7 +52,7 @@ static class EvalCommand
             var options = CliApp.Options(pr, stderr);
             var w = Weights.Check(pr.GetValue(weights)!, options.Arch);
 
-            var model = w.Load(options);
+            using var model = Classifier.Open(w, options, thr);
             FolderImages? folder = dir != null
                 ? new FolderImages(dir, model.Config, pr.GetValue(labelsFile), lim, pr.GetValue(skipBad), stderr.WriteLine, limits.Side, limits.Pixels) : null;
             // Class subfolders name the classes themselves unless a names file is given.
@@ -62,8 +62,7 @@ static class EvalCommand
             using ILabelledImages set = folder != null ? folder
                 : idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], model.Config, lim)
                 : new NpyImages(npyFiles[0], npyFiles[1], model.Config, lim, options.NonFinite, stderr.WriteLine);
-            using var session = new InferenceSession(model, thr);
-            var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => Evaluation.Run(session, set, bat, report));
+            var r = PruneCommand.WithProgress(stdout, $"evaluating {set.Count} images", report => model.Evaluate(set, bat, report));
             if (w.SyntheticNotice() is { } notice) stdout.WriteLine(notice);
             if (folder is { Skipped: > 0 }) stdout.WriteLine($"skipped {folder.Skipped} unreadable images");
             stdout.WriteLine($"{model.Config.Name} on {set.Description}: {r.Images} images, top-1 {r.Top1 * 100:0.00}%, top-5 {r.Top5 * 100:0.00}%, {r.ImagesPerSecond:0.0} images/s");

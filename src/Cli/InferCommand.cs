@@ -11,7 +11,7 @@ static class InferCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var weights = new Option<string>("--weights") { Description = "model .safetensors (VitSparse compact or timm DeiT), or seeded:ARCH for synthetic weights", Required = true };
+        var weights = new Option<string>("--weights") { Description = "model .safetensors (VitSparse compact, timm DeiT or Swin), or seeded:ARCH for synthetic weights", Required = true };
         var input = new Option<string[]>("--input") { Description = "float32 NCHW .npy of preprocessed images, or image files (.jpg, .png)", Required = true, AllowMultipleArgumentsPerToken = true };
         var output = new Option<string?>("--output") { Description = "where to write float32 [batch, classes] logits (.npy); required for .npy input" };
         var threads = CliApp.ThreadsOption();
@@ -41,7 +41,7 @@ static class InferCommand
             var array = npy ? Npy.Read(inputs[0]) : null;
             if (array != null) NonFinite.Check(array.Data, "--input", inputs[0], options.NonFinite, stderr.WriteLine);
 
-            var model = w.Load(options);
+            using var model = Classifier.Open(w, options, t);
             var c = model.Config;
             var (names, namesOrigin) = npy ? (null, "") : w.ClassNamesFor(c.NumClasses, namesFile);
             int batch;
@@ -55,14 +55,11 @@ static class InferCommand
                     ImageFile.ToTensor(inputs[i], c, x.AsSpan(i * c.ImageElements, c.ImageElements), limits.Side, limits.Pixels);
             }
             var logits = new float[(long)batch * c.NumClasses];
-            using (var session = new InferenceSession(model, t))
+            const int chunk = 64;
+            for (int b0 = 0; b0 < batch; b0 += chunk)
             {
-                const int chunk = 64;
-                for (int b0 = 0; b0 < batch; b0 += chunk)
-                {
-                    int n = Math.Min(chunk, batch - b0);
-                    session.Run(x.AsSpan(b0 * c.ImageElements, n * c.ImageElements), n, logits.AsSpan(b0 * c.NumClasses, n * c.NumClasses));
-                }
+                int n = Math.Min(chunk, batch - b0);
+                model.Run(x.AsSpan(b0 * c.ImageElements, n * c.ImageElements), n, logits.AsSpan(b0 * c.NumClasses, n * c.NumClasses));
             }
             if (w.SyntheticNotice() is { } notice) stdout.WriteLine(notice);
             if (outPath != null)

@@ -20,14 +20,20 @@ static class InspectCommand
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
             string? arch = pr.GetValue(CliApp.ArchOption);
-            if (arch != null) Architectures.Get(arch, "--arch");
+            Classifier.CheckArch(arch);
             var w = Weights.Check(pr.GetValue(file)!, arch, "weights");
+            if (w.SeededSwin != null)
+            {
+                stdout.Write(Classifier.DescribeSwin(w.SeededSwin, $"{w.Spec}, synthetic weights"));
+                return 0;
+            }
             if (w.Seeded != null)
             {
                 stdout.Write(Describe(w.Seeded, $"{w.Spec}, synthetic weights"));
                 return 0;
             }
             var options = CliApp.Options(pr, stderr);
+            if (w.IsSwin) return InspectSwin(w, arch, options, pr.GetValue(CliApp.SparseOption) ?? "auto", stdout, stderr);
             using (var st = new SafeTensorsFile(w.Spec))
             {
                 bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
@@ -43,6 +49,21 @@ static class InspectCommand
             return 0;
         }));
         return cmd;
+    }
+
+    static int InspectSwin(Weights w, string? arch, LoadOptions options, string mode, TextWriter stdout, TextWriter stderr)
+    {
+        using (var st = new SafeTensorsFile(w.Spec))
+        {
+            bool fromMetadata = st.Metadata.ContainsKey(VitConfig.MetadataKey);
+            if (fromMetadata && arch != null) stderr.WriteLine($"warning: --arch {arch} ignored: {w.Spec} carries its own architecture (VitSparse metadata)");
+            string origin = fromMetadata ? "VitSparse metadata" : "inferred from tensor shapes";
+            if (Synthetic.Origin(st) is { } synthetic) origin += $", synthetic weights from {synthetic}";
+            stdout.Write(Classifier.DescribeSwin(SwinFile.ReadConfig(st, arch), origin));
+        }
+        stdout.WriteLine();
+        stdout.Write(Classifier.DescribeFormats(w.LoadSwin(options), mode));
+        return 0;
     }
 
     /// <summary>Each linear layer's kernel format as loaded: density, non-zero parameters, dense and kernel MACs per image.</summary>

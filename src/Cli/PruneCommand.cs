@@ -33,8 +33,10 @@ static class PruneCommand
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
             CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
         };
+        var dimap = DimapCommand.AddOptions(cmd);   // --method dimap|magnitude (Swin weight pruning): DimapCommand.cs
         cmd.SetAction(pr => CliApp.Guard(pr, stderr, () =>
         {
+            if (dimap.Intercept(pr, method, weights, output, report, stdout) is { } dimapCode) return dimapCode;
             // Every argument and path is checked before the model is loaded: a mistake costs no calibration.
             if (pr.GetValue(method) != "snp") throw new InputException("--method", $"'{pr.GetValue(method)}' is not available; this version prunes with snp");
             var crit = Criteria.Parse(pr.GetValue(criterion)!, "--criterion");

@@ -23,8 +23,12 @@ internal static unsafe class FeatureMajor
     /// Fills xt[kPad][mPad] with Xᵀ: tokens past m and features past k are zero, so padded weights and
     /// padded tokens multiply finite numbers. Parallel over 16-token columns; each item owns its columns.
     /// </summary>
-    public static void Transpose(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team) =>
-        team.For(mPad / TransposeTokens, new TransposeBody(x, m, ldx, k, xt, kPad, mPad));
+    public static void Transpose(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team)
+    {
+        var body = new TransposeBody(x, m, ldx, k, xt, kPad, mPad);
+        if ((long)mPad * kPad <= ThreadTeam.CallerFloats) team.OnCaller(mPad / TransposeTokens, body);
+        else team.For(mPad / TransposeTokens, body);
+    }
 
     readonly struct TransposeBody(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad) : IRangeBody
     {
@@ -56,8 +60,12 @@ internal static unsafe class FeatureMajor
     /// one contiguous stream per token vector (sequential lines the prefetchers follow), instead of one
     /// line per row of a row-major Xᵀ. Padding is zero as in <see cref="Transpose"/>.
     /// </summary>
-    public static void TransposeToPanels(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team) =>
-        team.For(mPad / Panel, new PanelBody(x, m, ldx, k, xt, kPad));
+    public static void TransposeToPanels(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team)
+    {
+        var body = new PanelBody(x, m, ldx, k, xt, kPad);
+        if ((long)mPad * kPad <= ThreadTeam.CallerFloats) team.OnCaller(mPad / Panel, body);
+        else team.For(mPad / Panel, body);
+    }
 
     /// <summary>Where token t's value of feature 0 lives in the paneled layout; feature kk is kk·16 floats further.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

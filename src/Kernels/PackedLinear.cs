@@ -89,7 +89,11 @@ public sealed class PackedLinear : ILinear
                 int rowTiles = (m + MicroKernel.Mr - 1) / MicroKernel.Mr;
                 int groups = (rowTiles + GroupTiles - 1) / GroupTiles;
                 int groupTiles = (rowTiles + groups - 1) / groups;
-                team.For(Panels * groups, new Body(this, px, m, ldx, py, ldy, epilogue, rowTiles, groups, groupTiles, team));
+                // Items of a chunk share each block of X while it is in L2 (see Loop), so with several K blocks a
+                // chunk takes as many as fit, but never so many that fewer than 16 chunks are left to share out.
+                int items = Panels * groups, kBlocks = (K + Kc - 1) / Kc;
+                int grain = kBlocks == 1 ? 1 : Math.Clamp(items / 16, 1, Math.Max(1, ChunkFloats / (groupTiles * MicroKernel.Mr * Nr)));
+                team.For(items, new Body(this, px, m, ldx, py, ldy, epilogue, rowTiles, groups, groupTiles, team), grain);
             }
         }
     }

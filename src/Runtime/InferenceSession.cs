@@ -123,6 +123,18 @@ public sealed class InferenceSession : IDisposable
         tm?.CountRun();
     }
 
+    /// <summary>
+    /// <see cref="Run(ReadOnlySpan{float}, int, Span{float})"/> that stops between operations, with
+    /// <see cref="OperationCanceledException"/>, once <paramref name="cancel"/> is cancelled; logits are then
+    /// undefined and the session stays usable.
+    /// </summary>
+    public void Run(ReadOnlySpan<float> images, int batch, Span<float> logits, CancellationToken cancel)
+    {
+        _team.Cancellation = cancel;
+        try { Run(images, batch, logits); }
+        finally { _team.Cancellation = default; }
+    }
+
     void AssembleTokens(int batch)
     {
         var c = _model.Config;

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "swin"))
 import deit  # noqa: E402
+import swin  # noqa: E402
 import seeded  # noqa: E402
 import st_io  # noqa: E402
 
@@ -26,9 +28,34 @@ class Deit(torch.nn.Module):
         return deit.forward(self.cfg, w, images)
 
 
+class Swin(Deit):
+    """tools/swin/swin.py's Swin (timm >= 0.9 semantics) over buffers named as in timm >= 0.9."""
+
+    def forward(self, images):
+        w = {name: getattr(self, f"w{i}") for i, name in enumerate(self.names)}
+        return swin.forward(self.cfg, w, images)
+
+
+def load_swin(cfg, weights_path):
+    """Swin weights by timm >= 0.9 name; a legacy-layout config reads (and seeds) its tensors under the old names."""
+    shapes = swin.expected_shapes(cfg)
+    legacy = cfg.get("key_layout") == "legacy"
+    stored = dict(zip(swin.to_legacy(dict.fromkeys(shapes), cfg), shapes)) if legacy else {k: k for k in shapes}
+    if weights_path:
+        tensors, _ = st_io.load(weights_path, strict=False)
+        w = {new: torch.from_numpy(np.asarray(tensors[old], dtype=np.float32)).reshape(shapes[new]) for old, new in stored.items()}
+    else:
+        w = {new: torch.from_numpy(seeded.tensor(old, shapes[new])) for old, new in stored.items()}
+    return Swin(cfg, w).eval()
+
+
 def load(config_path, weights_path=None):
     with open(config_path) as f:
         cfg = json.load(f)
+    if cfg.get("family") == "swin":
+        model = load_swin(cfg, weights_path)
+        c, s = cfg["in_chans"], cfg["image_size"]
+        return cfg, model, torch.from_numpy(seeded.image_batch([1, c, s, s]))
     shapes = deit.expected_shapes(cfg)
     if weights_path:
         tensors, _ = st_io.load(weights_path, strict=False)

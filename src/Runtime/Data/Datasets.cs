@@ -21,7 +21,7 @@ public interface ILabelledImages : IDisposable
 public sealed class IdxImages : ILabelledImages
 {
     readonly IdxFile _images, _labels;
-    readonly VitConfig _config;
+    readonly IImageModelConfig _config;
     readonly int _count;
     int _done;
     byte[] _pixels = [], _labelBytes = [];
@@ -32,7 +32,7 @@ public sealed class IdxImages : ILabelledImages
     public int Count => _count;
 
     /// <summary>Opens an IDX image file and its label file (raw or gzip), checking that they match each other and the model; at most <paramref name="limit"/> images.</summary>
-    public IdxImages(string images, string labels, VitConfig config, int limit = int.MaxValue)
+    public IdxImages(string images, string labels, IImageModelConfig config, int limit = int.MaxValue)
     {
         _images = new IdxFile(images);
         try
@@ -56,7 +56,7 @@ public sealed class IdxImages : ILabelledImages
     }
 
     /// <summary>The first <paramref name="count"/> images of an IDX image file, preprocessed for the model (calibration).</summary>
-    public static (float[] Images, int Count) ReadImages(string path, VitConfig config, int count)
+    public static (float[] Images, int Count) ReadImages(string path, IImageModelConfig config, int count)
     {
         using var file = new IdxFile(path);
         if (file.Dims.Length != 3) throw new FileFormatException(path, $"an IDX image file has 3 dimensions (count, rows, cols), this one {file.Dims.Length}");
@@ -74,7 +74,7 @@ public sealed class IdxImages : ILabelledImages
         return (images, n);
     }
 
-    static void Normalise(ReadOnlySpan<byte> pixels, int n, int size, VitConfig config, Span<float> images)
+    static void Normalise(ReadOnlySpan<byte> pixels, int n, int size, IImageModelConfig config, Span<float> images)
     {
         int ch = config.InChannels;
         for (int i = 0; i < n; i++)
@@ -135,7 +135,7 @@ public sealed class NpyImages : ILabelledImages
     /// Reads both files and checks them: X fits the model, one label per image, each label a class of the model, and
     /// X finite as <paramref name="nonFinite"/> says (refused by default; a warning goes to <paramref name="warn"/>).
     /// </summary>
-    public NpyImages(string x, string y, VitConfig config, int limit = int.MaxValue, NonFinitePolicy nonFinite = NonFinitePolicy.Refuse, Action<string>? warn = null)
+    public NpyImages(string x, string y, IImageModelConfig config, int limit = int.MaxValue, NonFinitePolicy nonFinite = NonFinitePolicy.Refuse, Action<string>? warn = null)
     {
         _x = Npy.Read(x);
         int n = _x.RequireImages(config, "--npy", x);

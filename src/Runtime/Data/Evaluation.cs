@@ -8,11 +8,21 @@ public sealed record EvalResult(int Images, double Top1, double Top5, double Ima
 /// <summary>Runs a model over a labelled set: top-1/top-5 accuracy, throughput and the confusion matrix.</summary>
 public static class Evaluation
 {
+    /// <summary>One inference of a model of any family: images [batch, C, H, W] to logits [batch, classes].</summary>
+    public delegate void RunBatch(ReadOnlySpan<float> images, int batch, Span<float> logits);
+
     /// <summary>Runs every image through the session in batches; progress(done, total) after each batch.</summary>
-    public static EvalResult Run(InferenceSession session, ILabelledImages data, int batch, Action<int, int>? progress = null)
+    public static EvalResult Run(InferenceSession session, ILabelledImages data, int batch, Action<int, int>? progress = null) =>
+        Run(session.Config, session.Run, data, batch, progress);
+
+    /// <summary>Runs every image through a Swin session in batches; progress(done, total) after each batch.</summary>
+    public static EvalResult Run(SwinSession session, ILabelledImages data, int batch, Action<int, int>? progress = null) =>
+        Run(session.Config, session.Run, data, batch, progress);
+
+    /// <summary>Runs every image through <paramref name="run"/> (a model with config <paramref name="c"/>) in batches.</summary>
+    public static EvalResult Run(Models.IImageModelConfig c, RunBatch run, ILabelledImages data, int batch, Action<int, int>? progress = null)
     {
         if (batch < 1) throw new InputException("--batch", $"must be at least 1, got {batch}");
-        var c = session.Config;
         int k = c.NumClasses;
         var images = new float[(long)batch * c.ImageElements];
         var labels = new int[batch];
@@ -24,7 +34,7 @@ public static class Evaluation
         int n;
         while ((n = data.Next(batch, images, labels)) > 0)
         {
-            session.Run(images.AsSpan(0, n * c.ImageElements), n, logits.AsSpan(0, n * k));
+            run(images.AsSpan(0, n * c.ImageElements), n, logits.AsSpan(0, n * k));
             for (int i = 0; i < n; i++)
             {
                 var row = logits.AsSpan(i * k, k);

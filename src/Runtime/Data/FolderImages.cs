@@ -13,7 +13,7 @@ public sealed class FolderImages : ILabelledImages
 {
     static readonly string[] Extensions = [".jpg", ".jpeg", ".png"];
     readonly List<(string Path, int Label)> _items = [];
-    readonly VitConfig _config;
+    readonly IImageModelConfig _config;
     readonly bool _skipBad;
     readonly int _maxSide;
     readonly long _maxPixels;
@@ -30,7 +30,7 @@ public sealed class FolderImages : ILabelledImages
     public int Skipped { get; private set; }
 
     /// <summary>Lists the images of <paramref name="dir"/> (one subfolder per class, or flat with <paramref name="labelsFile"/>); images are decoded batch by batch, within the given size limits.</summary>
-    public FolderImages(string dir, VitConfig config, string? labelsFile = null, int limit = int.MaxValue, bool skipBad = false, Action<string>? log = null,
+    public FolderImages(string dir, IImageModelConfig config, string? labelsFile = null, int limit = int.MaxValue, bool skipBad = false, Action<string>? log = null,
         int maxImageSide = ImageFile.DefaultMaxSide, long maxImagePixels = ImageFile.DefaultMaxPixels)
     {
         if (!Directory.Exists(dir)) throw new InputException("--data", $"{dir} is not a folder");

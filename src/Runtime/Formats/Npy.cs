@@ -12,7 +12,7 @@ public sealed record NpyArray(int[] Shape, float[] Data)
     public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
 
     /// <summary>Refuses anything but a non-empty [batch, C, H, W] batch of images for <paramref name="config"/>; returns the batch size.</summary>
-    public int RequireImages(VitSparse.Runtime.Models.VitConfig config, string argument, string path)
+    public int RequireImages(VitSparse.Runtime.Models.IImageModelConfig config, string argument, string path)
     {
         if (Shape.Length != 4 || Shape[0] < 1 || Shape[1] != config.InChannels || Shape[2] != config.ImageSize || Shape[3] != config.ImageSize)
             throw new InputException(argument, $"{path} has shape ({string.Join(", ", Shape)}), model '{config.Name}' needs (batch, {config.InChannels}, {config.ImageSize}, {config.ImageSize})");

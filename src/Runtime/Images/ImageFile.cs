@@ -121,7 +121,7 @@ public static class ImageFile
     /// Decodes an image file and preprocesses it for <paramref name="model"/> into <paramref name="chw"/>;
     /// every problem, the decoder's or the preprocessing's, names the file.
     /// </summary>
-    public static void ToTensor(string path, VitConfig model, Span<float> chw, int maxSide = DefaultMaxSide, long maxPixels = DefaultMaxPixels)
+    public static void ToTensor(string path, IImageModelConfig model, Span<float> chw, int maxSide = DefaultMaxSide, long maxPixels = DefaultMaxPixels)
     {
         var img = Decode(path, maxSide, maxPixels);
         try { Preprocess.ToTensor(img, model, chw); }

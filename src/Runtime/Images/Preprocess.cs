@@ -20,7 +20,7 @@ public static class Preprocess
     public const float MinCropPct = 0.05f;
 
     /// <summary>RGB (or gray) 8-bit image → one CHW input of the model (its size, crop_pct, mean and std).</summary>
-    public static void ToTensor(DecodedImage img, VitConfig model, Span<float> chw) =>
+    public static void ToTensor(DecodedImage img, IImageModelConfig model, Span<float> chw) =>
         ToTensor(img, model.ImageSize, model.CropPct, model.Mean, model.Std, chw);
 
     /// <summary>

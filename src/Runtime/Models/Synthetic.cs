@@ -25,8 +25,20 @@ public static class Synthetic
         if (!weights.StartsWith(Prefix, StringComparison.Ordinal)) return false;
         string arch = weights[Prefix.Length..];
         if (arch.Length == 0) throw new InputException(argument, $"'{weights}' names no architecture; e.g. seeded:deit_s");
+        // A Swin name is IsSeededSwin's; an unknown one that looks like a Swin gets the Swin names suggested.
+        if (arch.StartsWith("swin", StringComparison.OrdinalIgnoreCase)) SwinArchitectures.Get(arch, argument);
         config = Architectures.Get(arch, argument);
         return true;
+    }
+
+    /// <summary>
+    /// True when <paramref name="weights"/> is "seeded:ARCH" and ARCH is a Swin (<see cref="SwinArchitectures"/>);
+    /// <paramref name="config"/> is then its config. Other "seeded:" names return false (they may be DeiTs).
+    /// </summary>
+    public static bool IsSeededSwin(string weights, out SwinConfig config)
+    {
+        config = null!;
+        return weights.StartsWith(Prefix, StringComparison.Ordinal) && SwinArchitectures.TryGet(weights[Prefix.Length..], out config);
     }
 
     /// <summary>Where the synthetic weights of a model file came from ("seeded:deit_s"), or null for a real model.</summary>

@@ -42,7 +42,7 @@ public sealed record VitConfig(
     IReadOnlyList<BlockConfig> Blocks,
     float[] Mean,
     float[] Std,
-    float CropPct)
+    float CropPct) : IImageModelConfig
 {
     /// <summary>safetensors metadata key of the config JSON.</summary>
     public const string MetadataKey = "vitsparse.config";
@@ -132,6 +132,8 @@ public sealed record VitConfig(
         {
             var r = doc.RootElement;
             if (r.ValueKind != JsonValueKind.Object) throw new ModelException($"config metadata '{MetadataKey}' must be a JSON object");
+            if (r.TryGetProperty("family", out var fam) && fam.ValueKind == JsonValueKind.String && fam.GetString() != "deit")
+                throw new ModelException($"config metadata '{MetadataKey}' describes a '{fam.GetString()}' model, not a DeiT; load it as that family (e.g. SwinModel)");
             int inChans = Int(r, "in_chans", 3);
             var blocksEl = Prop(r, "blocks");
             if (blocksEl.ValueKind != JsonValueKind.Array) throw new ModelException("config field 'blocks' must be an array");
@@ -156,24 +158,24 @@ public sealed record VitConfig(
         }
     }
 
-    static JsonElement Prop(JsonElement e, string name, string? field = null) =>
+    internal static JsonElement Prop(JsonElement e, string name, string? field = null) =>
         e.TryGetProperty(name, out var v) ? v : throw new ModelException($"config field '{field ?? name}' is missing");
 
-    static int Int(JsonElement e, string name, int? fallback = null, string? field = null)
+    internal static int Int(JsonElement e, string name, int? fallback = null, string? field = null)
     {
         if (!e.TryGetProperty(name, out var v))
             return fallback ?? throw new ModelException($"config field '{field ?? name}' is missing");
         return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int x) ? x : throw new ModelException($"config field '{field ?? name}' must be an integer");
     }
 
-    static float Float(JsonElement e, string name, float? fallback = null, string? field = null)
+    internal static float Float(JsonElement e, string name, float? fallback = null, string? field = null)
     {
         if (!e.TryGetProperty(name, out var v))
             return fallback ?? throw new ModelException($"config field '{field ?? name}' is missing");
         return v.ValueKind == JsonValueKind.Number ? v.GetSingle() : throw new ModelException($"config field '{field ?? name}' must be a number");
     }
 
-    static int[] Ints(JsonElement e, string name, string field)
+    internal static int[] Ints(JsonElement e, string name, string field)
     {
         var a = Prop(e, name, field);
         if (a.ValueKind != JsonValueKind.Array) throw new ModelException($"config field '{field}' must be an array of integers");
@@ -181,7 +183,7 @@ public sealed record VitConfig(
             : throw new ModelException($"config field '{field}' must be an array of integers")).ToArray();
     }
 
-    static float[] Floats(JsonElement e, string name)
+    internal static float[] Floats(JsonElement e, string name)
     {
         var a = Prop(e, name);
         if (a.ValueKind != JsonValueKind.Array) throw new ModelException($"config field '{name}' must be an array of numbers");
