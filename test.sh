@@ -9,6 +9,9 @@
 #  4. checked mode: the kernel, guard-zone, model-loading, hostile-input and parity tests once more with
 #     the GC verifying the whole heap at every collection (DOTNET_HeapVerify=1) and a small gen0 so
 #     collections are frequent: an out-of-bounds write in an unsafe kernel fails the run near its cause.
+#  5. edge deployment: publishes the NativeAOT command and packs the NuGet packages with samples/EdgeCamera
+#     (before step 2, whose EdgeDeploymentTests run them); after step 4, the kernel and parity tests on
+#     linux-arm64 under qemu (tools/arm64-check.sh), counted in the totals.
 #
 # Each run prints its name and a running count ("[all] 120 passed, 0 failed"), every failure as it happens
 # with its message, and its totals; the last line sums all runs.
@@ -19,6 +22,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(dataset-fashion-mnist opencv-doc)   # Fashion-MNIST test set; real photos (JPEG decoding equals PIL)
+APT_PACKAGES+=(qemu-user libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross)   # edge: linux-arm64 tests under qemu
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -66,11 +70,29 @@ run() {   # run NAME FILTER [ENV=VALUE ...]
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 }
 
+# ---- edge deployment (issue 15), built before the runs; EdgeDeploymentTests check them ------------------------
+# The NativeAOT vitsparse at x86-64-v3 and x86-64-v4 with its launcher; the NuGet packages, and samples/EdgeCamera
+# published as NativeAOT against them from the local feed.
+edge_step() {   # edge_step WHAT COMMAND...
+  local what=$1 start=$SECONDS; shift
+  echo "== edge: $what"
+  "$@" || { echo "  [edge] FAILED $what"; status=1; }
+  echo "  [edge] $what took $((SECONDS - start)) s"
+}
+edge_step "NativeAOT vitsparse (tools/publish-aot.sh)" tools/publish-aot.sh
+edge_step "NuGet packages and samples/EdgeCamera from them (tools/pack.sh)" tools/pack.sh --no-build
+# ---- end of edge deployment (before the runs) ------------------------------------------------------------------
+
 run all ""
 run no-avx512 "Category=Kernels|FullyQualifiedName~ParityTests" DOTNET_EnableAVX512=0
 run no-avx2 "Category=Kernels|FullyQualifiedName~ParityTests" DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0
 run checked "Category=Kernels|Category=Checked|FullyQualifiedName~Hostile|FullyQualifiedName~ModelLoadingTests|FullyQualifiedName~ParityTests" \
   DOTNET_HeapVerify=1 DOTNET_GCgen0size=0x200000
+
+# ---- edge deployment (issue 15): the kernel and parity tests on linux-arm64 under qemu (Raspberry Pi 4 and
+# Jetson Nano cores); tools/arm64-check.sh writes arm64-cortex-a72.trx and arm64-cortex-a57.trx, summed below.
+edge_step "linux-arm64 kernel and parity tests under qemu-aarch64 (tools/arm64-check.sh)" tools/arm64-check.sh "$results"
+# ---- end of edge deployment (after the runs) -------------------------------------------------------------------
 
 passed=0; failed=0
 for f in "$results"/*.trx; do

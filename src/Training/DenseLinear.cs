@@ -41,6 +41,11 @@ public static unsafe class DenseLinear
     static int Panel => 2 * Vector<float>.Count;
     static int Items(int rows, int cols) => (rows + Rows - 1) / Rows * ((cols + Panel - 1) / Panel);
 
+    /// <summary>a·b + c, fused only where the hardware fuses (never the software-emulated fused multiply-add).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static Vector<float> Fma(Vector<float> a, Vector<float> b, Vector<float> c) =>
+        HardwareFma.IsSupported ? Vector.FusedMultiplyAdd(a, b, c) : a * b + c;
+
     internal static float Dot(float* a, float* b, int k)
     {
         int vc = Vector<float>.Count, i = 0;
@@ -110,13 +115,13 @@ public static unsafe class DenseLinear
                 var b1 = Vector.Load(bi + vc);
                 float* ai = a0 + i * aInner;
                 var x0 = new Vector<float>(ai[0]);
-                c00 = Vector.FusedMultiplyAdd(x0, b0, c00); c01 = Vector.FusedMultiplyAdd(x0, b1, c01);
+                c00 = Fma(x0, b0, c00); c01 = Fma(x0, b1, c01);
                 var x1 = new Vector<float>(ai[aRow]);
-                c10 = Vector.FusedMultiplyAdd(x1, b0, c10); c11 = Vector.FusedMultiplyAdd(x1, b1, c11);
+                c10 = Fma(x1, b0, c10); c11 = Fma(x1, b1, c11);
                 var x2 = new Vector<float>(ai[2 * aRow]);
-                c20 = Vector.FusedMultiplyAdd(x2, b0, c20); c21 = Vector.FusedMultiplyAdd(x2, b1, c21);
+                c20 = Fma(x2, b0, c20); c21 = Fma(x2, b1, c21);
                 var x3 = new Vector<float>(ai[3 * aRow]);
-                c30 = Vector.FusedMultiplyAdd(x3, b0, c30); c31 = Vector.FusedMultiplyAdd(x3, b1, c31);
+                c30 = Fma(x3, b0, c30); c31 = Fma(x3, b1, c31);
             }
             if (bias != null && i1 == inner)
             {
@@ -157,7 +162,7 @@ public static unsafe class DenseLinear
                     float* cj = c + (long)r * ldc + j;
                     float s = i0 > 0 ? *cj : 0;
                     float* ar = a + r * aRow;
-                    for (int i = i0; i < i1; i++) s = MathF.FusedMultiplyAdd(ar[i * aInner], b[(long)i * ldb + j], s);
+                    for (int i = i0; i < i1; i++) s = HardwareFma.MultiplyAdd(ar[i * aInner], b[(long)i * ldb + j], s);
                     *cj = bias != null && i1 == inner ? s + bias[j] : s;
                 }
         }
