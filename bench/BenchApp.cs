@@ -92,9 +92,8 @@ public static partial class BenchApp
             {
                 if (SwinDimapBench.Handles(pr.GetValue(models)!))   // --model swin_t_dimap: SwinDimapBench.cs
                 {
-                    if (VitSparse.Runtime.Backends.Devices.Validate(pr.GetValue(device)!) != "cpu")
-                        throw new InputException("--device", "swin_t_dimap runs a Swin, which runs on the CPU only so far");
-                    return SwinDimapBench.Run(pr.GetValue(models)!, pr.GetValue(weights), pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), stdout, stderr);
+                    return SwinDimapBench.Run(pr.GetValue(models)!, pr.GetValue(weights), pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), stdout, stderr,
+                        VitSparse.Runtime.Backends.Devices.Validate(pr.GetValue(device)!));
                 }
                 var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 string? w = pr.GetValue(weights);

@@ -11,8 +11,6 @@ public static partial class BenchApp
 
     static void MeasureSwin(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log)
     {
-        if (s.Device != "cpu")
-            throw new InputException("--device", $"{name} is a Swin, which runs on the CPU only so far (the GPU backend has DeiT's operations, not yet window attention, patch merging and pooling)");
         if (s.Sparsify != null) throw new InputException("--sparsify", "is for DeiT models; a Swin is benchmarked dense or as its file stores it");
         SwinConfig config;
         ITensorSource weights;
@@ -56,9 +54,16 @@ public static partial class BenchApp
             foreach (var v in variants)
             {
                 var logits = new float[(long)s.Batch * c.NumClasses];
-                var session = new SwinSession(v.Model, s.Threads);
+                var session = new SwinSession(v.Model, s.Device, s.Threads, s.Fp16Weights);
                 sessions.Add(session);
                 session.Run(input, s.Batch, logits);
+                if (s.Device != "cpu")
+                {
+                    using var cpu = new SwinSession(v.Model, s.Threads);
+                    var expected = new float[logits.Length];
+                    cpu.Run(input, s.Batch, expected);
+                    report.DeviceVsCpuMaxAbsDiff[v.Label] = MaxAbsDiff(expected, logits);
+                }
                 contenders.Add((v, new Contender("VitSparse", count => Time(count, () => session.Run(input, s.Batch, logits)), logits.ToArray())));
                 foreach (var peer in v.Peers ? s.Peers : [])
                 {

@@ -33,7 +33,7 @@ public static class SwinDimapBench
     }
 
     /// <summary>Runs the suite for each name ("swin_t_dimap"); every other name in the list is refused.</summary>
-    public static int Run(string models, string? weights, int threads, int batch, int warmup, int iterations, TextWriter stdout, TextWriter stderr)
+    public static int Run(string models, string? weights, int threads, int batch, int warmup, int iterations, TextWriter stdout, TextWriter stderr, string device = "cpu")
     {
         var names = models.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var n in names)
@@ -43,12 +43,12 @@ public static class SwinDimapBench
         foreach (var n in names)
         {
             var config = SwinArchitectures.Get(n[..^Suffix.Length], "--model");
-            stdout.Write(Measure(config, threads, batch, warmup, iterations, stderr));
+            stdout.Write(Measure(config, threads, batch, warmup, iterations, stderr, device));
         }
         return 0;
     }
 
-    static string Measure(SwinConfig c, int threads, int batch, int warmup, int iterations, TextWriter log)
+    static string Measure(SwinConfig c, int threads, int batch, int warmup, int iterations, TextWriter log, string device)
     {
         var inv = CultureInfo.InvariantCulture;
         log.WriteLine($"{c.Name}: seeded weights; ranking for DIMAP (unstructured and {Blocks})…");
@@ -72,7 +72,7 @@ public static class SwinDimapBench
 
         var input = new float[(long)batch * c.ImageElements];
         for (int i = 0; i < batch; i++) SeededWeights.FillInput(input.AsSpan(i * c.ImageElements, c.ImageElements));
-        var sessions = variants.Select(v => new SwinSession(v.Model, threads)).ToList();
+        var sessions = variants.Select(v => new SwinSession(v.Model, device, threads)).ToList();
         var logits = new float[(long)batch * c.NumClasses];
         try
         {

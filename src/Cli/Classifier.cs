@@ -35,10 +35,8 @@ sealed class Classifier : IDisposable
     {
         if (w.IsSwin)
         {
-            if (device != "cpu")
-                throw new InputException("--device", $"{w.Spec} is a Swin, which runs on the CPU only so far (the GPU backend has DeiT's operations, not yet window attention, patch merging and pooling)");
             var model = w.LoadSwin(options);
-            return new Classifier(null, new SwinSession(model, threads), model.Config);
+            return new Classifier(null, new SwinSession(model, device, threads, fp16Weights), model.Config);
         }
         var vit = w.Load(options);
         return new Classifier(new InferenceSession(vit, device, threads, fp16Weights), null, vit.Config);

@@ -32,6 +32,9 @@ public sealed class IlgpuBackend : IVitBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _assemble;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _gather;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _average;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, WindowShape> _window;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _merge;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _pool;
 
     /// <summary>Largest dynamic shared memory a kernel asks for, in floats (48 KiB: what every CUDA device gives without opting in).</summary>
     const int SharedFloats = 12 * 1024;
@@ -54,6 +57,9 @@ public sealed class IlgpuBackend : IVitBackend
             _assemble = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(VitKernels.AssembleTokens);
             _gather = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(VitKernels.GatherRows);
             _average = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VitKernels.Average);
+            _window = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, WindowShape>(SwinKernels.WindowAttention);
+            _merge = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(SwinKernels.PatchMerge);
+            _pool = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(SwinKernels.MeanPool);
         }
         catch (Exception e) when (e is not VitSparseException)
         {
@@ -353,6 +359,42 @@ public sealed class IlgpuBackend : IVitBackend
         Cancellation.ThrowIfCancellationRequested();
         try { _average(count, V(a), V(b), V(dst)); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("average", e); }
+        _launches++;
+    }
+
+    /// <inheritdoc/>
+    public void WindowAttention(WindowGeometry geometry, DeviceBuffer qkv, int batch, int heads, int headDim, float scale,
+        DeviceVector padQkv, DeviceVector bias, DeviceVector masks, DeviceBuffer output)
+    {
+        var g = geometry;
+        if (g.Window < 1 || g.Height < 1 || g.Width < 1 || g.Shift < 0 || g.Shift >= g.Window)
+            throw new ArgumentException($"window geometry {g} is not a map of positive size with 0 ≤ shift < window", nameof(geometry));
+        // The shift mask is derived in the kernel from each window's place, so masks is not read here.
+        var shape = new WindowShape { Height = g.Height, Width = g.Width, Window = g.Window, Shift = g.Shift, Heads = heads, HeadDim = headDim, Stride = g.Stride, Scale = scale };
+        long count = (long)batch * g.Height * g.Width * heads * headDim;
+        Cancellation.ThrowIfCancellationRequested();
+        try { _window(checked((int)count), V(qkv), V(padQkv), V(bias), V(output), shape); }
+        catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("window_attention", e); }
+        _launches++;
+    }
+
+    /// <inheritdoc/>
+    public void PatchMerge(DeviceBuffer x, int batch, int height, int width, int channels, DeviceBuffer dst)
+    {
+        if (height % 2 != 0 || width % 2 != 0) throw new ArgumentException($"a {height}×{width} map does not merge 2×2", nameof(height));
+        long count = (long)batch * height * width * channels;
+        Cancellation.ThrowIfCancellationRequested();
+        try { _merge(checked((int)count), V(x), V(dst), height, width, channels); }
+        catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("patch_merge", e); }
+        _launches++;
+    }
+
+    /// <inheritdoc/>
+    public void MeanPool(DeviceBuffer x, int batch, int tokens, int channels, DeviceBuffer dst)
+    {
+        Cancellation.ThrowIfCancellationRequested();
+        try { _pool(batch * channels, V(x), V(dst), tokens, channels); }
+        catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("mean_pool", e); }
         _launches++;
     }
 

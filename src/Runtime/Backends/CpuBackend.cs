@@ -14,6 +14,9 @@ public sealed class CpuBackend : IVitBackend
     // Attention scratch per sequence length, each sized for the widest heads seen (sessions create heads once, up front).
     readonly Dictionary<int, RaggedAttention> _attention = [];
     int _attQk, _attV;
+    // Swin's window attention scratch, sized for the largest window and head width seen so far.
+    Kernels.WindowAttention? _window;
+    int _windowSide, _windowHeadDim;
     bool _disposed;
 
     /// <summary>A backend with <paramref name="threads"/> intra-op threads (0: one per core), kernels at vector width <paramref name="simd"/> (0: the machine's best).</summary>
@@ -129,6 +132,26 @@ public sealed class CpuBackend : IVitBackend
         float[] x = A(a), y = A(b), z = A(dst);
         for (int i = 0; i < count; i++) z[i] = 0.5f * (x[i] + y[i]);
     }
+
+    /// <inheritdoc/>
+    public void WindowAttention(WindowGeometry geometry, DeviceBuffer qkv, int batch, int heads, int headDim, float scale,
+        DeviceVector padQkv, DeviceVector bias, DeviceVector masks, DeviceBuffer output)
+    {
+        if (_window == null || geometry.Window > _windowSide || headDim > _windowHeadDim)
+        {
+            _windowSide = Math.Max(_windowSide, geometry.Window); _windowHeadDim = Math.Max(_windowHeadDim, headDim);
+            _window = new Kernels.WindowAttention(_windowSide, _windowHeadDim, _team.Threads, _simd);
+        }
+        _window.Forward(geometry, A(qkv), batch, heads, headDim, scale, A(padQkv), A(bias), A(masks), A(output), _team);
+    }
+
+    /// <inheritdoc/>
+    public void PatchMerge(DeviceBuffer x, int batch, int height, int width, int channels, DeviceBuffer dst) =>
+        TokenMaps.Merge2x2(A(x), batch, height, width, channels, A(dst), _team);
+
+    /// <inheritdoc/>
+    public void MeanPool(DeviceBuffer x, int batch, int tokens, int channels, DeviceBuffer dst) =>
+        TokenMaps.MeanPool(A(x), batch, tokens, channels, A(dst));
 
     /// <summary>Stops the backend's threads.</summary>
     public void Dispose()

@@ -51,9 +51,8 @@ public abstract class DeviceHeads : IDisposable
 /// fused epilogue, a LayerNorm over all rows, attention over all images and heads), so a backend is free to fuse
 /// and launch as it likes and a forward never touches activations itself. Ops are queued in order; the host
 /// sees results only through <see cref="Read"/>, which waits for them. Activations are row-major [rows, width]
-/// with the row strides given. Swin will add window attention (with relative-position bias and shift mask),
-/// patch merging and mean pooling here as further ops of the same coarseness; a backend that lacks an op
-/// refuses the model at session start.
+/// with the row strides given. Swin's window attention (with relative-position bias and shift mask), patch
+/// merging and mean pooling are ops of the same coarseness.
 /// </summary>
 public interface IVitBackend : IDisposable
 {
@@ -102,4 +101,20 @@ public interface IVitBackend : IDisposable
     void GatherRows(DeviceBuffer x, int batch, int rowsPerImage, int row, int width, DeviceBuffer dst);
     /// <summary>dst[i] = (a[i] + b[i]) / 2 for the first <paramref name="count"/> floats (a distilled model's two heads).</summary>
     void Average(DeviceBuffer a, DeviceBuffer b, int count, DeviceBuffer dst);
+
+    /// <summary>
+    /// Swin's (shifted) window attention over NHWC token maps, softmax(scale·Q·Kᵀ + B + M)·V per image, window and head,
+    /// read straight from the unshifted qkv rows [batch·H·W, 3·heads·headDim] ([q heads | k heads | v heads]) into
+    /// output [batch·H·W, heads·headDim]: the cyclic shift and the padding to whole windows are index arithmetic.
+    /// <paramref name="padQkv"/> is a padded token's qkv row (the qkv bias); <paramref name="bias"/> the expanded
+    /// relative position bias [heads][N][stride] (<see cref="Kernels.WindowAttention.ExpandBias"/>); <paramref name="masks"/>
+    /// the shift masks (<see cref="Kernels.WindowAttention.ShiftMasks"/>, ignored when the shift is 0; a backend may
+    /// instead derive the −100 mask from the window's position).
+    /// </summary>
+    void WindowAttention(WindowGeometry geometry, DeviceBuffer qkv, int batch, int heads, int headDim, float scale,
+        DeviceVector padQkv, DeviceVector bias, DeviceVector masks, DeviceBuffer output);
+    /// <summary>Swin's 2×2 patch merge gather: x [batch, H, W, C] (H, W even) to [batch, H/2, W/2, 4C], rows [x(2i,2j) | x(2i+1,2j) | x(2i,2j+1) | x(2i+1,2j+1)].</summary>
+    void PatchMerge(DeviceBuffer x, int batch, int height, int width, int channels, DeviceBuffer dst);
+    /// <summary>Mean over each image's tokens: x [batch, tokens, C] to dst [batch, C].</summary>
+    void MeanPool(DeviceBuffer x, int batch, int tokens, int channels, DeviceBuffer dst);
 }
