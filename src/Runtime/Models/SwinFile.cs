@@ -39,30 +39,7 @@ public static class SwinFile
     public static void Save(string path, SwinConfig config, ITensorSource src, DType dtype = DType.F32, string[]? classNames = null,
         IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, StoredLayout>? sparse = null)
     {
-        if (classNames != null && classNames.Length != config.NumClasses)
-            throw new InputException(nameof(classNames), $"{classNames.Length} names for a model with {config.NumClasses} classes");
-        var tensors = new List<TensorToWrite>();
-        var layouts = new Dictionary<string, StoredLayout>(StringComparer.Ordinal);
-        foreach (var (name, shape) in SwinLayout.ExpectedShapes(config.Validate()))
-        {
-            if (sparse != null && sparse.TryGetValue(name, out var l) && l.Format != WeightFormat.Dense)
-            {
-                if (!SwinLayout.IsLinearWeight(name)) throw new InputException(nameof(sparse), $"'{name}' is not a linear weight");
-                int rows = (int)shape[0], cols = (int)(shape.Aggregate(1L, (a, b) => a * b) / rows);
-                var (encoded, layout) = SparseStorage.Encode(name, src.Floats(name), rows, cols, l.Format, l.BlockHeight, l.BlockWidth, dtype);
-                tensors.AddRange(encoded);
-                layouts[name] = layout;
-            }
-            else tensors.Add(new TensorToWrite(name, shape, src.Floats(name).ToArray(), dtype));
-        }
-        var all = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
-        {
-            [VitConfig.MetadataKey] = config.ToJson(),
-            ["format"] = "pt",
-            ["producer"] = "vitsparse",
-        };
-        if (layouts.Count > 0) all[SparseStorage.MetadataKey] = SparseStorage.ToJson(layouts);
-        if (classNames != null) all[ClassNames.MetadataKey] = ClassNames.ToJson(classNames);
-        SafeTensorsWriter.Write(path, tensors, all);
+        var c = config.Validate();
+        CompactFile.Write(path, c.ToJson(), c.NumClasses, SwinLayout.ExpectedShapes(c), SwinLayout.IsLinearWeight, src, dtype, classNames, metadata, sparse);
     }
 }
