@@ -373,12 +373,7 @@ public static partial class BenchApp
             double gmac = v.Model.KernelMacs() / 1e9;
             foreach (var x in mine)
             {
-                var t = x.Times.Order().ToArray();
-                double median = Median(t);
-                report.Results.Add(new BenchResult(v.Label, x.Name, source, s.Threads, s.Batch, t.Length, median, t[0], t[^1],
-                    s.Batch * 1000.0 / median, gmac, 2 * gmac * s.Batch / (median / 1000.0), ModelStats.Params(v.Model.Config),
-                    x == ours ? null : Median(ours.Times) / median, x == ours || x.Logits == null ? null : MaxAbsDiff(ours.Logits!, x.Logits))
-                    { P90Ms = Percentile(t, 0.90), P99Ms = Percentile(t, 0.99) });
+                report.Results.Add(Result(v.Label, x, ours, source, s, gmac, ModelStats.Params(v.Model.Config)));
             }
         }
         if (variants.Count == 2)
@@ -512,6 +507,17 @@ public static partial class BenchApp
     }
 
     /// <summary>The q-quantile of sorted values, interpolating linearly between neighbours (numpy's default; q = 0.5 is the median).</summary>
+    /// <summary>One runtime's row: percentiles of its times, throughput, and its speed and logits against ours.</summary>
+    static BenchResult Result(string label, Contender x, Contender ours, string source, BenchSettings s, double gmac, long parameters)
+    {
+        var t = x.Times.Order().ToArray();
+        double median = Median(t);
+        return new BenchResult(label, x.Name, source, s.Threads, s.Batch, t.Length, median, t[0], t[^1],
+            s.Batch * 1000.0 / median, gmac, 2 * gmac * s.Batch / (median / 1000.0), parameters,
+            x == ours ? null : Median(ours.Times) / median, x == ours || x.Logits == null ? null : MaxAbsDiff(ours.Logits!, x.Logits))
+            { P90Ms = Percentile(t, 0.90), P99Ms = Percentile(t, 0.99) };
+    }
+
     public static double Percentile(IReadOnlyList<double> sorted, double q)
     {
         if (sorted.Count == 0) throw new ArgumentException("no values", nameof(sorted));

@@ -99,11 +99,7 @@ public static partial class BenchApp
             double gmac = v.Model.KernelMacs() / 1e9;
             foreach (var x in mine)
             {
-                var t = x.Times.Order().ToArray();
-                double median = Median(t);
-                report.Results.Add(new BenchResult(v.Label, x.Name, source, s.Threads, s.Batch, t.Length, median, t[0], t[^1],
-                    s.Batch * 1000.0 / median, gmac, 2 * gmac * s.Batch / (median / 1000.0), SwinLayout.Params(c),
-                    x == ours ? null : Median(ours.Times) / median, x == ours || x.Logits == null ? null : MaxAbsDiff(ours.Logits!, x.Logits)));
+                report.Results.Add(Result(v.Label, x, ours, source, s, gmac, SwinLayout.Params(c)));
             }
         }
         if (variants.Count == 2)

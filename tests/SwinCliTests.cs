@@ -69,6 +69,7 @@ public class SwinCliTests
             var row = doc.RootElement.GetProperty("results")[0];
             Assert.Equal(4.491, row.GetProperty("gmac").GetDouble(), 3);   // methods.md §4: 4.491 GMACs
             Assert.Equal(28_288_354, row.GetProperty("params").GetInt64());
+            Assert.True(row.GetProperty("p99_ms").GetDouble() > 0, "a Swin row has its percentiles like a DeiT row");
             Assert.Equal(2, VitSparse.Bench.BenchApp.Run(["--model", "swin_t", "--weights", "seeded:swin_s"], new StringWriter(), e));
         }
         finally { File.Delete(json); }
