@@ -82,19 +82,7 @@ sealed class Classifier : IDisposable
     {
         var inv = CultureInfo.InvariantCulture;
         var sw = new StringWriter(inv);
-        sw.WriteLine($"linear layers as loaded (--sparse {mode}; MACs per image):");
-        sw.WriteLine();
-        var t = new MarkdownTable("layer", "N×K", "format", "density", "non-zero params", "dense MMAC", "kernel MMAC").RightAlign(3, 4, 5, 6);
-        long dense = 0, kernel = 0;
-        foreach (var l in model.LinearLayers)
-        {
-            long rows = model.RowsPerImage(l);
-            long d = rows * l.N * l.K, k = rows * l.KernelMacsPerRow;
-            dense += d; kernel += k;
-            t.Add(l.Layer, $"{l.N}×{l.K}", l.Describe(), l.Density.ToString("0.000", inv), l.NonZeros.ToString("N0", inv), (d / 1e6).ToString("0.0", inv), (k / 1e6).ToString("0.0", inv));
-        }
-        sw.Write(t);
-        sw.WriteLine();
+        var (dense, kernel) = InspectCommand.WriteFormatTable(sw, model.LinearLayers, model.RowsPerImage, mode);
         long attention = SwinModel.AttentionMacs(model.Config);
         sw.WriteLine($"linear layers: {(dense / 1e9).ToString("0.000", inv)} GMAC dense, {(kernel / 1e9).ToString("0.000", inv)} GMAC in the chosen kernels; " +
             $"window attention {(attention / 1e9).ToString("0.000", inv)} GMAC; total {(model.DenseMacs() / 1e9).ToString("0.000", inv)} GMAC dense, {(model.KernelMacs() / 1e9).ToString("0.000", inv)} as run");

@@ -72,21 +72,29 @@ static class InspectCommand
         var inv = CultureInfo.InvariantCulture;
         var c = model.Config;
         var sw = new StringWriter(inv);
+        var (dense, kernel) = WriteFormatTable(sw, model.LinearLayers, l => l.RowsPerImage(c), mode);
+        sw.WriteLine($"linear layers: {(dense / 1e9).ToString("0.000", inv)} GMAC dense, {(kernel / 1e9).ToString("0.000", inv)} GMAC in the chosen kernels ({(dense / (double)Math.Max(1, kernel)).ToString("0.00", inv)}× fewer)");
+        return sw.ToString();
+    }
+
+    /// <summary>The per-layer format table of either model family; returns the dense and kernel MACs per image.</summary>
+    internal static (long Dense, long Kernel) WriteFormatTable(StringWriter sw, IReadOnlyList<LayerFormat> layers, Func<LayerFormat, long> rowsPerImage, string mode)
+    {
+        var inv = CultureInfo.InvariantCulture;
         sw.WriteLine($"linear layers as loaded (--sparse {mode}; MACs per image):");
         sw.WriteLine();
         var t = new MarkdownTable("layer", "N×K", "format", "density", "non-zero params", "dense MMAC", "kernel MMAC").RightAlign(3, 4, 5, 6);
         long dense = 0, kernel = 0;
-        foreach (var l in model.LinearLayers)
+        foreach (var l in layers)
         {
-            long rows = l.RowsPerImage(c);
+            long rows = rowsPerImage(l);
             long d = rows * l.N * l.K, k = rows * l.KernelMacsPerRow;
             dense += d; kernel += k;
             t.Add(l.Layer, $"{l.N}×{l.K}", l.Describe(), l.Density.ToString("0.000", inv), l.NonZeros.ToString("N0", inv), (d / 1e6).ToString("0.0", inv), (k / 1e6).ToString("0.0", inv));
         }
         sw.Write(t);
         sw.WriteLine();
-        sw.WriteLine($"linear layers: {(dense / 1e9).ToString("0.000", inv)} GMAC dense, {(kernel / 1e9).ToString("0.000", inv)} GMAC in the chosen kernels ({(dense / (double)Math.Max(1, kernel)).ToString("0.00", inv)}× fewer)");
-        return sw.ToString();
+        return (dense, kernel);
     }
 
     internal static string Describe(VitConfig c, string origin)

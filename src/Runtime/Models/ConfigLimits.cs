@@ -58,15 +58,15 @@ public static class ConfigLimits
     public static int ToInt(long value, string what) =>
         value is >= int.MinValue and <= int.MaxValue ? (int)value : throw new ModelException($"config: {what} = {value} does not fit a 32-bit size");
 
-    static void Check(bool ok, string field, string problem)
+    internal static void Check(bool ok, string field, string problem)
     {
         if (!ok) throw new ModelException($"config field '{field}': {problem}");
     }
 
-    static void Range(long value, long min, long max, string field) =>
+    internal static void Range(long value, long min, long max, string field) =>
         Check(value >= min && value <= max, field, $"{value} is outside [{min}, {max}]");
 
-    static void Range(float value, float min, float max, string field, bool minExclusive = false) =>
+    internal static void Range(float value, float min, float max, string field, bool minExclusive = false) =>
         Check(float.IsFinite(value) && (minExclusive ? value > min : value >= min) && value <= max, field,
             $"{value} is outside {(minExclusive ? "(" : "[")}{min}, {max}]");
 

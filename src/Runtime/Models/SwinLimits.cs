@@ -1,3 +1,5 @@
+using static VitSparse.Runtime.Models.ConfigLimits;
+
 namespace VitSparse.Runtime.Models;
 
 /// <summary>
@@ -11,18 +13,6 @@ public static class SwinLimits
     public const int MaxStages = 8;
     /// <summary>Widest window side.</summary>
     public const int MaxWindow = 64;
-
-    static void Check(bool ok, string field, string problem)
-    {
-        if (!ok) throw new ModelException($"config field '{field}': {problem}");
-    }
-
-    static void Range(long value, long min, long max, string field) =>
-        Check(value >= min && value <= max, field, $"{value} is outside [{min}, {max}]");
-
-    static void Range(float value, float min, float max, string field, bool minExclusive = false) =>
-        Check(float.IsFinite(value) && (minExclusive ? value > min : value >= min) && value <= max, field,
-            $"{value} is outside {(minExclusive ? "(" : "[")}{min}, {max}]");
 
     internal static SwinConfig Validate(SwinConfig c)
     {

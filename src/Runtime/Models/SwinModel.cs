@@ -61,10 +61,10 @@ public sealed class SwinModel
                 throw new ModelException($"{src.Description}: sparse tensors for '{name}', which is not a linear weight of the architecture '{config.Name}'", name);
         CheckShapes(src, config, expected, stored);
 
-        float[] Vec(string name) => Checked(src, name, o).ToArray();
+        float[] Vec(string name) => VitModel.Checked(src, name, o).ToArray();
         ILinear Lin(string prefix, int n, int k, bool bias = true)
         {
-            var (linear, format) = LinearFormats.Build(prefix, Checked(src, prefix + ".weight", o), n, k, bias ? Checked(src, prefix + ".bias", o) : default,
+            var (linear, format) = LinearFormats.Build(prefix, VitModel.Checked(src, prefix + ".weight", o), n, k, bias ? VitModel.Checked(src, prefix + ".bias", o) : default,
                 o.Sparse, o.Simd, o.CostModel, stored.GetValueOrDefault(prefix + ".weight"));
             _linearLayers.Add(format);
             return linear;
@@ -93,7 +93,7 @@ public sealed class SwinModel
             {
                 string p = SwinLayout.Block(s, b);
                 var bias = new float[st.Heads * geometry.Tokens * geometry.Stride];
-                WindowAttention.ExpandBias(Checked(src, p + "attn.relative_position_bias_table", o), geometry.Window, st.Heads, bias);
+                WindowAttention.ExpandBias(VitModel.Checked(src, p + "attn.relative_position_bias_table", o), geometry.Window, st.Heads, bias);
                 blocks[b] = new SwinBlock
                 {
                     Norm1W = Vec(p + "norm1.weight"), Norm1B = Vec(p + "norm1.bias"),
@@ -146,18 +146,6 @@ public sealed class SwinModel
             }
             throw new ModelException($"{src.Description}: tensor '{name}' has shape [{string.Join(",", actual)}], but the architecture '{config.Name}' needs [{string.Join(",", shape)}]", name);
         }
-    }
-
-    static ReadOnlySpan<float> Checked(ITensorSource src, string name, LoadOptions o)
-    {
-        var data = src.Floats(name);
-        if (o.NonFinite == NonFinitePolicy.Allow) return data;
-        var (bad, first) = NonFinite.Count(data);
-        if (bad == 0) return data;
-        string msg = $"{src.Description}: tensor '{name}' has {bad} NaN/Inf values (first at flat index {first})";
-        if (o.NonFinite == NonFinitePolicy.Refuse) throw new ModelException(msg + "; refusing to load (allow with NonFinitePolicy.Warn or --nonfinite warn)", name);
-        o.Warn?.Invoke("warning: " + msg);
-        return data;
     }
 
     /// <summary>Loads and packs the tensors of any source for <paramref name="config"/>.</summary>

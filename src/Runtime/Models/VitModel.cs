@@ -121,7 +121,8 @@ public sealed class VitModel
         HeadDist = config.Distilled ? Lin("head_dist", config.NumClasses, e) : null;
     }
 
-    static ReadOnlySpan<float> Checked(ITensorSource src, string name, LoadOptions o)
+    /// <summary>A weight tensor's floats, with its NaN/Inf values handled as <see cref="LoadOptions.NonFinite"/> says (every model family loads through this).</summary>
+    internal static ReadOnlySpan<float> Checked(ITensorSource src, string name, LoadOptions o)
     {
         var data = src.Floats(name);
         if (o.NonFinite == NonFinitePolicy.Allow) return data;
