@@ -2,12 +2,12 @@ namespace VitSparse.Kernels;
 
 /// <summary>
 /// A linear layer whose weight is block-sparse (BSR): W[N,K] cut into bh×bw blocks, only the kept
-/// (not all-zero) blocks stored, so time scales with the kept blocks. Runs on the dense GEMM's engine
-/// (<see cref="PanelGemm"/>): each block row is one or more panels of output rows (two vectors wide where
-/// bh allows, else one; a narrower vector width where bh is not a multiple of the widest), and a panel's
-/// packed rows are its kept blocks' columns only, adjacent kept blocks merged into one run of K. X is read
-/// in place (no transpose); a block row with every block kept costs what the dense layer costs. Blocks past
-/// N or K (ragged widths such as 307 or 1228) are cut at the edge, not padded into the arithmetic.
+/// (not all-zero) blocks stored, so time scales with the kept blocks. Block rows that are a whole number of
+/// two-vector panels (bh = 32 or 64 at 512 bits; 16 at 256) run on the dense GEMM's engine
+/// (<see cref="PanelGemm"/>): a panel's packed rows are its kept blocks' columns only, adjacent kept blocks
+/// merged into one run of K, X read in place, so a block row with every block kept costs what the dense layer
+/// costs. Narrower block rows run feature-major (<see cref="FeatureMajorBsr"/>). Blocks past N or K (ragged
+/// widths such as 307 or 1228) are cut at the edge.
 /// </summary>
 public sealed class BsrLinear : ILinear
 {
@@ -16,7 +16,7 @@ public sealed class BsrLinear : ILinear
     public int BlockHeight { get; }
     public int BlockWidth { get; }
     /// <summary>The vector width the kernel runs at (narrower than asked when the block height needs it).</summary>
-    public SimdWidth Width => _gemm.Width;
+    public SimdWidth Width => _gemm?.Width ?? _narrow!.Width;
     public int BlockRows { get; }
     public int BlockCols { get; }
     public int KeptBlocks { get; }
@@ -24,11 +24,12 @@ public sealed class BsrLinear : ILinear
     public double Density => KeptBlocks / ((double)BlockRows * BlockCols);
     public long MacsPerRow => (long)KeptBlocks * BlockHeight * BlockWidth;
 
-    readonly PanelGemm _gemm;
+    readonly PanelGemm? _gemm;          // block rows a whole number of two-vector panels
+    readonly FeatureMajorBsr? _narrow;  // narrower block rows
 
-    BsrLinear(int n, int k, int bh, int bw, int kept, PanelGemm gemm)
+    BsrLinear(int n, int k, int bh, int bw, int kept, PanelGemm? gemm, FeatureMajorBsr? narrow)
     {
-        N = n; K = k; BlockHeight = bh; BlockWidth = bw; _gemm = gemm;
+        N = n; K = k; BlockHeight = bh; BlockWidth = bw; _gemm = gemm; _narrow = narrow;
         BlockRows = (n + bh - 1) / bh; BlockCols = (k + bw - 1) / bw; KeptBlocks = kept;
     }
 
@@ -43,8 +44,9 @@ public sealed class BsrLinear : ILinear
         Validate(values.Length, colIndices, rowPtr, n, k, bh, bw);
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} elements, expected {n}", nameof(bias));
         if (width == 0) width = Isa.Best == SimdWidth.Scalar ? SimdWidth.V128 : Isa.Best;
-        var (panelWidth, wide) = PanelShape(bh, width);
-        int nr = (wide ? 2 : 1) * Isa.LanesOf(panelWidth), blockRows = (n + bh - 1) / bh, perBlockRow = (bh + nr - 1) / nr;
+        if (PanelWidth(bh, width) is not SimdWidth panelWidth)
+            return new BsrLinear(n, k, bh, bw, colIndices.Length, null, FeatureMajorBsr.Pack(values, colIndices, rowPtr, n, k, bh, bw, bias, width));
+        int nr = 2 * Isa.LanesOf(panelWidth), blockRows = (n + bh - 1) / bh, perBlockRow = (bh + nr - 1) / nr;
         var row0 = new int[blockRows * perBlockRow];
         var rows = new int[row0.Length];
         for (int br = 0; br < blockRows; br++)
@@ -66,25 +68,21 @@ public sealed class BsrLinear : ILinear
                 else runs.Add((c0, len));
             }
         }
-        var gemm = PanelGemm.Pack(n, k, panelWidth, wide, row0, rows, Runs, new BlockSource(values, cols, rowPtr, bh, bw), bias, "values");
-        return new BsrLinear(n, k, bh, bw, cols.Length, gemm);
+        var gemm = PanelGemm.Pack(n, k, panelWidth, row0, rows, Runs, new BlockSource(values, cols, rowPtr, bh, bw), bias, "values");
+        return new BsrLinear(n, k, bh, bw, cols.Length, gemm, null);
     }
 
     /// <summary>
-    /// The panel for a block height: two vectors when bh is a multiple of two, else one; the widest vector
-    /// width (up to the one asked) that divides bh, so no FMA works on padding; 4-lane panels padded at the
-    /// block's edge for heights no vector divides.
+    /// The vector width whose two-vector panel tiles bh exactly: the width asked for, or 256 bits where the CPU
+    /// runs 512-bit FMAs at the 256-bit rate anyway (<see cref="Isa.Fma512IsHalfRate"/>: 16×16 blocks then run
+    /// as one 16-wide panel per block row at full rate). Null: no such panel, so the block rows run feature-major
+    /// (<see cref="FeatureMajorBsr"/>), which beats a one-vector panel's one broadcast of X per FMA.
     /// </summary>
-    internal static (SimdWidth Width, bool Wide) PanelShape(int bh, SimdWidth width)
+    internal static SimdWidth? PanelWidth(int bh, SimdWidth width)
     {
-        foreach (var w in (ReadOnlySpan<SimdWidth>)[SimdWidth.V512, SimdWidth.V256, SimdWidth.V128])
-        {
-            if (w > width) continue;
-            int lanes = Isa.LanesOf(w);
-            if (bh % (2 * lanes) == 0) return (w, true);
-            if (bh % lanes == 0) return (w, false);
-        }
-        return (SimdWidth.V128, false);
+        if (bh % (2 * Isa.LanesOf(width)) == 0) return width;
+        if (width == SimdWidth.V512 && Isa.Fma512IsHalfRate && bh % (2 * Isa.LanesOf(SimdWidth.V256)) == 0) return SimdWidth.V256;
+        return null;
     }
 
     /// <summary>W[row, column] inside a kept block: the block row's kept columns are searched (sorted, validated).</summary>
@@ -132,7 +130,11 @@ public sealed class BsrLinear : ILinear
     }
 
     /// <summary>The weight as dense W [N,K] row-major (zeros outside the kept blocks) and the bias [N] again.</summary>
-    public void CopyDense(Span<float> weight, Span<float> bias) => _gemm.CopyDense(weight, bias);
+    public void CopyDense(Span<float> weight, Span<float> bias)
+    {
+        if (_gemm != null) _gemm.CopyDense(weight, bias);
+        else _narrow!.CopyDense(weight, bias);
+    }
 
     /// <summary>Keeps the blocks of a dense W[n,k] that hold any non-zero (a block of zeros and −0 is dropped).</summary>
     public static BsrLinear FromDense(ReadOnlySpan<float> weight, int n, int k, int bh, int bw, ReadOnlySpan<float> bias, SimdWidth width = 0)
@@ -188,6 +190,9 @@ public sealed class BsrLinear : ILinear
     }
 
     /// <summary>x is [m, K] with row stride ldx (≥ K), y is [m, N] with row stride ldy (≥ N); the same bits for any team size.</summary>
-    public void Forward(ReadOnlySpan<float> x, int m, int ldx, Span<float> y, int ldy, Epilogue epilogue, ThreadTeam team) =>
-        _gemm.Forward(x, m, ldx, y, ldy, epilogue, team);
+    public void Forward(ReadOnlySpan<float> x, int m, int ldx, Span<float> y, int ldy, Epilogue epilogue, ThreadTeam team)
+    {
+        if (_gemm != null) _gemm.Forward(x, m, ldx, y, ldy, epilogue, team);
+        else _narrow!.Forward(x, m, ldx, y, ldy, epilogue, team);
+    }
 }

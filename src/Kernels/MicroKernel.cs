@@ -38,12 +38,8 @@ internal static class MicroKernel
     /// kept blocks). The accumulators stay in registers from the first run to the last.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe void RunRuns<TOps, TV>(int rows, bool wide, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
-        where TOps : struct, IVec<TV> where TV : struct
-    {
-        if (wide) Run<TOps, TV, C2>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
-        else Run<TOps, TV, C1>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
-    }
+    public static unsafe void RunRuns<TOps, TV>(int rows, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
+        where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C2>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static unsafe void Run<TOps, TV, TC>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int ldc)

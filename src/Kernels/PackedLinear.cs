@@ -44,7 +44,7 @@ public sealed class PackedLinear : ILinear
         var row0 = new int[panels];
         var rows = new int[panels];
         for (int p = 0; p < panels; p++) { row0[p] = p * nr; rows[p] = nr; }
-        return new PackedLinear(PanelGemm.Pack(n, k, width, wide: true, row0, rows, (_, runs) => runs.Add((0, k)),
+        return new PackedLinear(PanelGemm.Pack(n, k, width, row0, rows, (_, runs) => runs.Add((0, k)),
             new PanelGemm.RowMajor(weight, k), bias, "weight"));
     }
 

@@ -6,7 +6,7 @@ namespace VitSparse.Kernels;
 
 /// <summary>
 /// The GEMM engine behind dense and block-sparse linears: Y[M,N] = X[M,K]·W[N,K]ᵀ + b with W packed into
-/// column panels of NR outputs (two vectors, or one for narrow block rows). K is cut into equal windows of at
+/// column panels of NR = 2 vectors of outputs. K is cut into equal windows of at
 /// most <see cref="Kc"/> columns; in each window a panel keeps only some runs of columns (all of them for a
 /// dense weight, the kept blocks for BSR, adjacent kept blocks merged into one run), and its packed rows
 /// hold exactly those columns, [row of K][NR], run after run. So time follows the kept columns, and a BSR
@@ -27,9 +27,8 @@ internal sealed class PanelGemm
     public int N { get; }
     public int K { get; }
     public SimdWidth Width { get; }
-    /// <summary>Outputs per panel: two vectors when <see cref="Wide"/>, else one.</summary>
+    /// <summary>Outputs per panel: two vectors.</summary>
     public int Nr { get; }
-    public bool Wide { get; }
     public int Panels { get; }
     /// <summary>K windows (each at most <see cref="Kc"/> columns, equal split: K = 307 is 154 + 153).</summary>
     public int Windows { get; }
@@ -61,10 +60,10 @@ internal sealed class PanelGemm
     /// Packs the kept runs of every panel: panel p covers output rows [<paramref name="panelRow0"/>[p],
     /// + <paramref name="panelRows"/>[p]) (at most Nr, cut at N), and its packed rows read W from <paramref name="weights"/>.
     /// </summary>
-    public static PanelGemm Pack<TSource>(int n, int k, SimdWidth width, bool wide, int[] panelRow0, int[] panelRows, RunLister keptRuns,
+    public static PanelGemm Pack<TSource>(int n, int k, SimdWidth width, int[] panelRow0, int[] panelRows, RunLister keptRuns,
         TSource weights, ReadOnlySpan<float> bias, string what) where TSource : IWeightSource, allows ref struct
     {
-        var g = new PanelGemm(n, k, width, wide, panelRow0, panelRows, keptRuns, what);
+        var g = new PanelGemm(n, k, width, panelRow0, panelRows, keptRuns, what);
         for (int p = 0; p < g.Panels; p++)
         {
             int row0 = panelRow0[p], cols = g._panelRows[p];
@@ -80,10 +79,10 @@ internal sealed class PanelGemm
         return g;
     }
 
-    PanelGemm(int n, int k, SimdWidth width, bool wide, int[] panelRow0, int[] panelRows, RunLister keptRuns, string what)
+    PanelGemm(int n, int k, SimdWidth width, int[] panelRow0, int[] panelRows, RunLister keptRuns, string what)
     {
-        N = n; K = k; Width = width; Wide = wide;
-        Nr = (wide ? 2 : 1) * Isa.LanesOf(width);
+        N = n; K = k; Width = width;
+        Nr = 2 * Isa.LanesOf(width);
         Panels = panelRow0.Length;
         WindowColumns = WindowWidth(k);
         Windows = (k + WindowColumns - 1) / WindowColumns;
@@ -231,7 +230,7 @@ internal sealed class PanelGemm
                             {
                                 if (nextLines > 0) Prefetch.Lines(next + (long)(t - t0) * perTile * 16, Math.Min(perTile, nextLines - (t - t0) * perTile));
                                 int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
-                                MicroKernel.RunRuns<TOps, TV>(rows, w.Wide, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
+                                MicroKernel.RunRuns<TOps, TV>(rows, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
                                     ref *(itemAcc + (t - t0) * tileFloats), accumulate: win > 0, nr);
                             }
                         }
@@ -254,18 +253,17 @@ internal sealed class PanelGemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         void Finish<TOps, TV>(float* tile, int rows, ref float bias, float* dst, int cols) where TOps : struct, IVec<TV> where TV : struct
         {
-            int vc = TOps.Count, nr = w.Nr;
-            bool wide = w.Wide;
-            TV b0 = TOps.Load(ref bias), b1 = wide ? TOps.Load(ref Unsafe.Add(ref bias, vc)) : b0;
+            int vc = TOps.Count, nr = 2 * vc;
+            TV b0 = TOps.Load(ref bias), b1 = TOps.Load(ref Unsafe.Add(ref bias, vc));
             for (int r = 0; r < rows; r++)
             {
                 ref float t = ref *(tile + r * nr);
                 TV v0 = TOps.Add(TOps.Load(ref t), b0);
-                TV v1 = wide ? TOps.Add(TOps.Load(ref Unsafe.Add(ref t, vc)), b1) : v0;
+                TV v1 = TOps.Add(TOps.Load(ref Unsafe.Add(ref t, vc)), b1);
                 if (ep == Epilogue.BiasGelu)
                 {
                     v0 = Gelu.Apply<TOps, TV>(v0);
-                    if (wide) v1 = Gelu.Apply<TOps, TV>(v1);
+                    v1 = Gelu.Apply<TOps, TV>(v1);
                 }
                 float* d = dst + (long)r * ldy;
                 if (cols == nr)
@@ -273,15 +271,15 @@ internal sealed class PanelGemm
                     if (ep == Epilogue.BiasAccumulate)
                     {
                         v0 = TOps.Add(v0, TOps.Load(ref *d));
-                        if (wide) v1 = TOps.Add(v1, TOps.Load(ref *(d + vc)));
+                        v1 = TOps.Add(v1, TOps.Load(ref *(d + vc)));
                     }
                     TOps.Store(ref *d, v0);
-                    if (wide) TOps.Store(ref *(d + vc), v1);
+                    TOps.Store(ref *(d + vc), v1);
                 }
                 else
                 {
                     TOps.Store(ref t, v0);
-                    if (wide) TOps.Store(ref Unsafe.Add(ref t, vc), v1);
+                    TOps.Store(ref Unsafe.Add(ref t, vc), v1);
                     float* s = tile + r * nr;
                     if (ep == Epilogue.BiasAccumulate)
                         for (int j = 0; j < cols; j++) d[j] += s[j];
