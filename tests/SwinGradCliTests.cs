@@ -121,6 +121,27 @@ public class SwinGradCliTests
     }
 
     [Fact]
+    public void A_timm_swin_without_metadata_is_read_by_its_shapes_and_arch()
+    {
+        // swin_tiny_legacy (window 4) has no metadata. Without --arch its images are 224 pixels (not in any weight),
+        // so its 32-pixel batch is refused; --arch swin_t says window 7, which its 4×4-window bias tables contradict.
+        var (dir, _, _) = Batch("shift");
+        string outPath = Path.Combine(dir, "g.safetensors");
+        string[] Args(params string[] more) => ["grad", "--weights", Fixtures.Path_("swin_tiny_legacy.safetensors"),
+            "--input", Fixtures.Path_("swin_tiny_legacy.input.npy"), "--loss", "sq", "-o", outPath, .. more];
+        var (code, _, err) = Fixtures.Cli(Args());
+        Assert.Equal(VitSparse.Cli.CliApp.InputError, code);
+        Assert.StartsWith("error: --input", err);
+        Assert.Contains("224", err);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        (code, _, err) = Fixtures.Cli(Args("--arch", "swin_t"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("'layers.0.blocks.0.attn.relative_position_bias_table' has shape [49,2]", err);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        Assert.False(File.Exists(outPath));
+    }
+
+    [Fact]
     public void A_bias_table_of_the_wrong_size_is_one_line_naming_the_tensor()
     {
         string dir = Fixtures.TempDir();
