@@ -6,11 +6,13 @@ namespace VitSparse.Kernels;
 
 /// <summary>
 /// A linear layer with an unstructured sparse weight: per output row, its non-zeros (values and 16-bit
-/// column indices), compressed by row (CSR), with per-row pointers into each 128-wide block of K. Runs
-/// feature-major like XNNPACK's f32-spmm: each non-zero is one broadcast times up to 4 vectors of tokens
-/// of Xᵀ's row, so a weight costs 2 scalar loads and 4 vector loads for 4 FMAs. Two interleaved accumulator sets (even and odd non-zeros) give 8 independent FMA
-/// chains. Column indices are 16-bit because the index stream is the only per-non-zero traffic besides the
-/// value: 6 bytes per weight instead of 8, and every ViT width fits (K ≤ 65536; wider layers stay dense).
+/// column indices), compressed by row (CSR) and cut into segments per K block (128 or 256 features, by
+/// density), each padded with zero weights to an even length. Runs feature-major like XNNPACK's f32-spmm on
+/// an Xᵀ transposed once per call into 64-byte aligned per-chunk panels [K][64 tokens]: each non-zero is one
+/// broadcast times 64 tokens (4 zmm or 8 ymm FMAs, each with its load folded in), so a weight costs 2 scalar
+/// loads besides the vector loads; at 4 vectors, even and odd non-zeros go to two accumulator sets (8 chains).
+/// Column indices are 16-bit because the index stream is the only per-non-zero traffic besides the value:
+/// 6 bytes per weight instead of 8, and every ViT width fits (K ≤ 65536; wider layers stay dense).
 /// </summary>
 public sealed class CsrLinear : ILinear
 {
@@ -18,15 +20,14 @@ public sealed class CsrLinear : ILinear
     public int K { get; }
     public SimdWidth Width { get; }
     public int NonZeros { get; }
-    internal void DebugCols(int mode) { for (int i = 0; i < _cols.Length; i++) _cols[i] = mode == 1 ? (ushort)0 : (ushort)(_cols[i] % 64); }
     public double Density => NonZeros / ((double)N * K);
     public long MacsPerRow => NonZeros;
 
     /// <summary>Largest K a 16-bit column index addresses.</summary>
     public const int MaxK = ushort.MaxValue + 1;
     const int RowsPerItem = 16;
-    /// <summary>Features of K per pass over a chunk's Xᵀ.</summary>
-    readonly int KBlock = TuneKBlock;
+    /// <summary>Features of K per pass over a chunk's panel (see <see cref="KBlockFor"/>).</summary>
+    internal int KBlock { get; }
     /// <summary>Every segment's length is a multiple of this (padded with zero weights), so the kernel's 2-way unrolled loop needs no remainder.</summary>
     const int Quantum = 2;
     readonly int _kBlocks;
@@ -38,6 +39,7 @@ public sealed class CsrLinear : ILinear
     CsrLinear(int n, int k, SimdWidth width, ReadOnlySpan<int> rowPtr, ReadOnlySpan<int> cols, ReadOnlySpan<float> values, float[] bias)
     {
         N = n; K = k; Width = width; _bias = bias; NonZeros = values.Length;
+        KBlock = KBlockFor(values.Length / ((double)n * k));
         _kBlocks = (k + KBlock - 1) / KBlock;
         _segPtr = new int[checked(n * (_kBlocks + 1))];
         // First pass: segment bounds in the real data and the padded length.
@@ -56,7 +58,7 @@ public sealed class CsrLinear : ILinear
             }
             bounds[i * (_kBlocks + 1) + _kBlocks] = rowPtr[i + 1];
         }
-        _cols = new ushort[checked((int)padded + PrefetchPad)];
+        _cols = new ushort[padded];
         _values = new float[padded];
         int o = 0;
         for (int i = 0; i < n; i++)
@@ -144,19 +146,21 @@ public sealed class CsrLinear : ILinear
         _bias.AsSpan(0, N).CopyTo(bias);
     }
 
-    const int PrefetchPad = 64;
-
     /// <summary>Extra floats a buffer needs so that a 64-byte aligned start fits in it.</summary>
     const int AlignFloats = 16;
 
     static unsafe float* AlignUp(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
-    /// <summary>Token vectors per chunk: 64 tokens at 256 and 512 bits, 16 at 128.</summary>
-    static int ChunkVectorsOf(SimdWidth w) => w switch { SimdWidth.V512 => TuneV512Vectors, SimdWidth.V256 => TuneV256Vectors, _ => 4 };
-    internal static int TuneV256Vectors = 8;
-    internal static int TuneV512Vectors = 4;
-    internal static int TuneKBlock = 128;
-    internal static int TunePrefetch = 0;
+    /// <summary>Token vectors per chunk: 64 tokens at 256 and 512 bits (4 zmm or 8 ymm per non-zero), 16 at 128.</summary>
+    static int ChunkVectorsOf(SimdWidth w) => w switch { SimdWidth.V512 => 4, SimdWidth.V256 => 8, _ => 4 };
+
+    /// <summary>
+    /// K block by density, measured on Zen 4 (README "Sparse linears"): 128 features × 64 tokens × 4 bytes =
+    /// 32 KB, the L1, is the largest block whose rows stay there; every (row, block) segment costs a loop
+    /// exit (a mispredicted branch) and a tile round trip, so below ~0.375 density, where a 128-wide segment
+    /// holds fewer than 48 non-zeros, blocks of 256 (fewer, longer segments, rows partly from L2) win.
+    /// </summary>
+    internal static int KBlockFor(double density) => density * 128 >= 48 ? 128 : 256;
 
     public void Forward(ReadOnlySpan<float> x, int m, int ldx, Span<float> y, int ldy, Epilogue epilogue, ThreadTeam team)
     {
@@ -207,8 +211,17 @@ public sealed class CsrLinear : ILinear
                 var (v0, vecs) = ChunkVectors(c, vectors, chunks);
                 int t0 = v0 * lanes, ct = vecs * lanes, tokens = Math.Min(ct, m - t0);
                 float* panel = xt + (long)k * t0;
+                // Whole 8×8 blocks with AVX shuffles; the ragged rest (and the zero tokens past m) element by element.
+                int full = Transpose8x8.IsSupported ? tokens / 8 * 8 : 0, k8 = Transpose8x8.IsSupported ? k / 8 * 8 : 0;
+                for (int j0 = 0; j0 < full; j0 += 8)
+                {
+                    float* src = x + (long)(t0 + j0) * ldx;
+                    for (int kk = 0; kk < k8; kk += 8) Transpose8x8.Block(src + kk, ldx, panel + (long)kk * ct + j0, ct);
+                    for (int kk = k8; kk < k; kk++)
+                        for (int j = 0; j < 8; j++) panel[(long)kk * ct + j0 + j] = src[(long)j * ldx + kk];
+                }
                 // 16 tokens at a time: 16 source rows read side by side stay in L1 while kk walks along them.
-                for (int j0 = 0; j0 < ct; j0 += 16)
+                for (int j0 = full; j0 < ct; j0 += 16)
                 {
                     int jEnd = Math.Min(j0 + 16, ct), jReal = Math.Min(jEnd, tokens);
                     float* dst = panel + j0;
@@ -221,6 +234,25 @@ public sealed class CsrLinear : ILinear
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Writes a finished Yᵀ tile (rows × tokens, row stride tileStride) into Y[m0.., n0..] transposed, stored
+    /// or added (residual): 8×8 blocks with AVX shuffles, the ragged edges element by element.
+    /// </summary>
+    static unsafe void WriteOut(float* tile, int tileStride, int rows, int tokens, float* y, int ldy, Epilogue ep)
+    {
+        bool acc = ep == Epilogue.BiasAccumulate;
+        int rows8 = Transpose8x8.IsSupported ? rows / 8 * 8 : 0, tokens8 = Transpose8x8.IsSupported ? tokens / 8 * 8 : 0;
+        for (int r0 = 0; r0 < rows8; r0 += 8)
+            for (int j0 = 0; j0 < tokens8; j0 += 8)
+                Transpose8x8.Block(tile + r0 * tileStride + j0, tileStride, y + (long)j0 * ldy + r0, ldy, acc);
+        for (int j = 0; j < tokens; j++)
+        {
+            float* yr = y + (long)j * ldy;
+            for (int r = j < tokens8 ? rows8 : 0; r < rows; r++)
+                yr[r] = acc ? yr[r] + tile[r * tileStride + j] : tile[r * tileStride + j];
         }
     }
 
@@ -271,7 +303,7 @@ public sealed class CsrLinear : ILinear
                         }
                     }
                     FeatureMajor.FinishTile<TOps, TV>(tile, chunkTokens, rows, vecs, bias + n0, ep);
-                    FeatureMajor.WriteOut(tile, chunkTokens, rows, tokens, y + (long)m0 * ldy + n0, ldy, ep);
+                    WriteOut(tile, chunkTokens, rows, tokens, y + (long)m0 * ldy + n0, ldy, ep);
                 }
             }
         }
