@@ -15,7 +15,7 @@ namespace VitSparse.Bench.Suites;
 /// </summary>
 public static class KernelSuite
 {
-    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false)
+    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false, string? sparseCases = null)
     {
         var inv = CultureInfo.InvariantCulture;
         var widths = new[] { SimdWidth.V512, SimdWidth.V256, SimdWidth.V128 }
@@ -43,7 +43,7 @@ public static class KernelSuite
         // Medians and bests both: on a shared machine the median carries other tenants' load, the best run
         // shows what the code does when it has the core.
         var results = new MarkdownTable("kernel", "case", "width", "median µs", "GFLOP/s", "% of peak", "best µs", "best GFLOP/s", "best % of peak").RightAlign(3, 4, 5, 6, 7, 8);
-        if (sparseOnly) return RunSparse(stdout, config, quick);
+        if (sparseOnly) return RunSparse(stdout, config, quick, sparseCases);
         foreach (var report in BenchmarkRunner.Run<GemmBenchmarks>(config).Reports)
         {
             var shape = (string)report.BenchmarkCase.Parameters["Shape"];
@@ -61,11 +61,12 @@ public static class KernelSuite
         return RunSparse(stdout, config, quick);
     }
 
-    static int RunSparse(TextWriter stdout, IConfig config, bool quick)
+    static int RunSparse(TextWriter stdout, IConfig config, bool quick, string? cases = null)
     {
         // First the alternating measurement (robust to other tenants' load), then BenchmarkDotNet's absolute times.
         int rounds = quick ? 3 : 41;
-        stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(rounds), rounds));
+        stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(rounds, cases), rounds, cases));
+        if (cases != null) return 0;
         var medians = new Dictionary<(string, string), double>();
         foreach (var report in BenchmarkRunner.Run<SparseBenchmarks>(config).Reports)
             if (report.ResultStatistics is { } st)
