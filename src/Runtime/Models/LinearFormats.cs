@@ -26,13 +26,15 @@ public sealed record SparseCostModel(IReadOnlyDictionary<(int H, int W), double>
 {
     /// <summary>
     /// `bench kernels --sparse` (alternating rounds, median over the DeiT-S/B shapes) on the machine of README
-    /// "Results": BSR 1.17–1.43, unstructured 3.4–4.6. The machine's noise exceeded the differences between block
-    /// shapes, so their factors are kept in the order block size implies (a bigger block never costs more per MAC).
+    /// "Results": BSR 1.17–1.43; unstructured 1.9 since the CSR kernel's rework (median at density 0.5; 1.85–1.97
+    /// over 0.3–0.6, 2.5 at 0.1; `bench kernels --sparse --cases unstructured`, README "Sparse linears"). The
+    /// machine's noise exceeded the differences between block shapes, so their factors are kept in the order
+    /// block size implies (a bigger block never costs more per MAC).
     /// </summary>
     public static SparseCostModel Measured { get; } = new(new Dictionary<(int, int), double>
     {
         [(64, 32)] = 1.2, [(32, 64)] = 1.2, [(32, 32)] = 1.25, [(16, 16)] = 1.3, [(16, 4)] = 1.35, [(8, 8)] = 1.35,
-    }, 1.6, 3.8);
+    }, 1.6, 1.9);
 
     /// <summary>Block shapes `auto` looks for in a weight's zeros, coarsest first.</summary>
     public static readonly (int H, int W)[] CandidateBlocks = [(64, 32), (32, 64), (32, 32), (16, 16), (16, 4), (8, 8)];
