@@ -156,11 +156,6 @@ public sealed class CsrLinear : ILinear
         _bias.AsSpan(0, N).CopyTo(bias);
     }
 
-    /// <summary>Extra floats a buffer needs so that a 64-byte aligned start fits in it.</summary>
-    const int AlignFloats = 16;
-
-    static unsafe float* AlignUp(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
-
     /// <summary>Token vectors per chunk: 64 tokens at 256 and 512 bits (4 zmm or 8 ymm per non-zero), 16 at 128.</summary>
     static int ChunkVectorsOf(SimdWidth w) => w switch { SimdWidth.V512 => 4, SimdWidth.V256 => 8, _ => 4 };
 
@@ -178,7 +173,7 @@ public sealed class CsrLinear : ILinear
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
         int lanes = Isa.LanesOf(Width), chunkVectors = ChunkVectorsOf(Width);
         int vectors = (m + lanes - 1) / lanes, chunks = (vectors + chunkVectors - 1) / chunkVectors;
-        var xt = team.Shared(FeatureMajor.TransposedLength(K, vectors * lanes) + AlignFloats);
+        var xt = team.Shared(FeatureMajor.TransposedLength(K, vectors * lanes) + FeatureMajor.AlignFloats);
         unsafe
         {
             fixed (float* px = x)
@@ -190,7 +185,7 @@ public sealed class CsrLinear : ILinear
             fixed (int* segPtr = _segPtr)
             {
                 // Panels start on 64-byte lines and their rows on vector boundaries, so no vector load splits a line.
-                float* panels = AlignUp(pxt);
+                float* panels = FeatureMajor.AlignUp(pxt);
                 var transpose = new PanelTranspose(px, m, ldx, K, panels, lanes, vectors, chunks);
                 if ((long)vectors * lanes * K <= ThreadTeam.CallerFloats) team.OnCaller(chunks, transpose);
                 else team.For(chunks, transpose);
@@ -288,9 +283,9 @@ public sealed class CsrLinear : ILinear
         {
             int vc = TOps.Count, kBlocks = w._kBlocks, rowGroups = (w.N + RowsPerItem - 1) / RowsPerItem;
             int bandGroups = w._bandGroups, perBand = bandGroups * chunks;
-            fixed (float* tileBase = team.Scratch(worker, RowsPerItem * chunkTokens + AlignFloats))
+            fixed (float* tileBase = team.Scratch(worker, RowsPerItem * chunkTokens + FeatureMajor.AlignFloats))
             {
-                float* tile = AlignUp(tileBase);
+                float* tile = FeatureMajor.AlignUp(tileBase);
                 for (int item = start; item < end; item++)
                 {
                     // Items go chunk-major within a band of row groups whose weights fit L2 (see WeightBandBytes).

@@ -16,6 +16,13 @@ internal static unsafe class FeatureMajor
     /// <summary>Tokens of Xᵀ that one transpose item handles (a cache line of floats).</summary>
     const int TransposeTokens = 16;
 
+    /// <summary>Extra floats a buffer needs so that a 64-byte aligned start fits in it.</summary>
+    public const int AlignFloats = 16;
+
+    /// <summary>The first 64-byte line boundary at or after p: a vector load from there never splits a cache line.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float* AlignUp(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
     /// <summary>Tokens padded to whole 16-float lines, so every vector width loads whole vectors.</summary>
     public static int PaddedTokens(int m) => (m + TransposeTokens - 1) / TransposeTokens * TransposeTokens;
 

@@ -94,7 +94,7 @@ internal sealed class FeatureMajorBsr
         if (m <= 0) return;
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
         int mPad = FeatureMajor.PaddedTokens(m), kPad = BlockCols * BlockWidth;
-        var xt = team.Shared(FeatureMajor.TransposedLength(kPad, mPad));
+        var xt = team.Shared(FeatureMajor.TransposedLength(kPad, mPad) + FeatureMajor.AlignFloats);
         int lanes = Isa.LanesOf(Width), chunkTokens = ChunkVectors * lanes;
         int vectors = (m + lanes - 1) / lanes, chunks = (vectors + ChunkVectors - 1) / ChunkVectors;
         unsafe
@@ -107,8 +107,10 @@ internal sealed class FeatureMajorBsr
             fixed (int* rowPtr = _rowPtr)
             fixed (int* colStart = _colStart)
             {
-                FeatureMajor.TransposeToPanels(px, m, ldx, K, pxt, kPad, mPad, team);
-                team.For(BlockRows * _groups * chunks, new Body(this, pxt, kPad, m, py, ldy, epilogue, chunks, vectors, chunkTokens, values, bias, rowPtr, colStart, team));
+                // Panels start on a 64-byte line (a 16-token panel row is one line), so no vector load splits a line.
+                float* panels = FeatureMajor.AlignUp(pxt);
+                FeatureMajor.TransposeToPanels(px, m, ldx, K, panels, kPad, mPad, team);
+                team.For(BlockRows * _groups * chunks, new Body(this, panels, kPad, m, py, ldy, epilogue, chunks, vectors, chunkTokens, values, bias, rowPtr, colStart, team));
             }
         }
     }
@@ -132,8 +134,9 @@ internal sealed class FeatureMajorBsr
             int vc = TOps.Count, groups = w._groups, bh = w.BlockHeight, rowGroups = w.BlockRows * groups;
             // 16 or 24 accumulators need AVX-512's 32 registers; narrower widths (16 registers) keep one token vector.
             bool wide = TOps.Count == 16;
-            fixed (float* tile = team.Scratch(worker, R * chunkTokens))
+            fixed (float* tileBase = team.Scratch(worker, R * chunkTokens + FeatureMajor.AlignFloats))
             {
+                float* tile = FeatureMajor.AlignUp(tileBase);
                 for (int item = start; item < end; item++)
                 {
                     int c = item / rowGroups, rg = item % rowGroups, br = rg / groups, g = rg % groups;
