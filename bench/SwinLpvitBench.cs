@@ -120,7 +120,7 @@ public static class SwinLpvitBench
     /// Every pruned layer's kernel (as `--sparse auto` builds it) against the dense packed GEMM on one thread, M = the
     /// layer's rows per image (its stage's tokens, the patches, one for the head), median of alternating rounds.
     /// </summary>
-    static string LayerTable(string name, SwinBlockPruneResult r, SwinModel pruned, int rounds = 5)
+    static string LayerTable(string name, SwinBlockPruneResult r, SwinModel pruned, int rounds = 9)
     {
         var inv = CultureInfo.InvariantCulture;
         using var team = new ThreadTeam(1);

@@ -124,3 +124,26 @@ public class SwinLpvitCliTests
         AssertRefused(Args("--method", "lpvit", "--calib", wrong, "--flops", "0.5", "--block", "8x8"), "needs (batch, 3, 32, 32)", o);
     }
 }
+
+public class SwinLpvitBenchTests
+{
+    [Theory]
+    [InlineData("swin_t_lpvit,deit_s", "--model: deit_s cannot be measured in one run with the Swin LPViT suite")]
+    [InlineData("swin_q_lpvit", "unknown Swin architecture 'swin_q'")]
+    public void Bad_suite_requests_are_one_line_errors(string models, string expected)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(2, VitSparse.Bench.BenchApp.Run(["--model", models, "--iterations", "1"], o, e));
+        Assert.Contains(expected, e.ToString());
+        Assert.Single(e.ToString().TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public void Deit_lpvit_names_stay_with_the_deit_suite()
+    {
+        Assert.True(VitSparse.Bench.SwinLpvitBench.Handles("swin_t_lpvit"));
+        Assert.False(VitSparse.Bench.SwinLpvitBench.Handles("deit_s_lpvit"));
+        Assert.False(VitSparse.Bench.SwinLpvitBench.Handles("swin_t_dimap"));
+    }
+}
