@@ -65,7 +65,7 @@ public static partial class BenchApp
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var models = new Option<string>("--model") { Description = "comma-separated architectures: deit_t, deit_s, deit_b, deit_s_snp, deit_s_lpvit, deit_b_lpvit, ... (see vitsparse inspect)", DefaultValueFactory = _ => "deit_s" };
+        var models = new Option<string>("--model") { Description = "comma-separated architectures: deit_t, deit_s, deit_b, deit_s_snp, deit_s_lpvit, deit_b_lpvit, swin_t_dimap, swin_t_lpvit, ... (see vitsparse inspect)", DefaultValueFactory = _ => "deit_s" };
         var weights = new Option<string?>("--weights") { Description = "a real checkpoint to benchmark instead of seeded synthetic weights (one model); seeded:ARCH names the synthetic weights of ARCH" };
         var threads = new Option<int>("--threads") { Description = "intra-op threads, for every runtime", DefaultValueFactory = _ => Environment.ProcessorCount };
         var batch = new Option<int>("--batch") { Description = "images per inference", DefaultValueFactory = _ => 1 };
@@ -90,6 +90,11 @@ public static partial class BenchApp
         {
             try
             {
+                if (SwinLpvitBench.Handles(pr.GetValue(models)!))   // --model swin_t_lpvit: SwinLpvitBench.cs
+                {
+                    return SwinLpvitBench.Run(pr.GetValue(models)!, pr.GetValue(weights), pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), stdout, stderr,
+                        VitSparse.Runtime.Backends.Devices.Validate(pr.GetValue(device)!));
+                }
                 if (SwinDimapBench.Handles(pr.GetValue(models)!))   // --model swin_t_dimap: SwinDimapBench.cs
                 {
                     return SwinDimapBench.Run(pr.GetValue(models)!, pr.GetValue(weights), pr.GetValue(threads), pr.GetValue(batch), pr.GetValue(warmup), pr.GetValue(iterations), stdout, stderr,

@@ -117,38 +117,71 @@ static class BlockPruneCommand
         string? saveGradients = pr.GetValue(SaveGradients) is { } sg ? outputs.Add("--save-gradients", sg) : null;
         if (saveGradients != null && gradientsFile != null) throw new InputException("--save-gradients", "the gradients come from --gradients already");
         var w = Weights.Check(pr.GetValue(weights)!, loadOptions.Arch);
-
-        var (dense, namesInModel) = w.LoadDense(loadOptions, classNames: namesFile == null);
-        var c = dense.Config;
-        string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
-        var plan = BlockPruner.Plan(c, o);   // a block larger than a layer fails here, before calibration
-        BlockPruner.RequireReachable(dense, o);
-
-        Dictionary<string, float[]>? gradients = null;
-        int used = 0;
-        if (gradientsFile != null) gradients = TaylorGradients.Read(gradientsFile, plan.Select(p => p.Layer));
-        else if (o.NeedsGradients)
-        {
-            var (images, count) = PruneCommand.Calibration(pr.GetValue(calib), want, c, limits, loadOptions.NonFinite, stderr.WriteLine);
-            if (count < want) stderr.WriteLine($"note: {pr.GetValue(calib)} holds {count} calibration images, fewer than the {want} asked for; using all {count}");
-            if (halfNorm) TaylorGradients.RenormaliseHalf(images, c);
-            used = count;
-            gradients = PruneCommand.WithProgress(stdout, $"gradients of mean(logits²) on {count} images", progress =>
-                TaylorGradients.Average(dense, images, count, plan.Select(p => p.Layer), t, progress));
-        }
-        var result = BlockPruner.Prune(dense, o, gradients, used);
-        if (o.Method == BlockMethod.Lpvit && Math.Abs(result.Allocation.FlopsRatio - o.Flops) > o.Tolerance)
-            stderr.WriteLine($"note: the slope search ended at {result.Allocation.FlopsRatio:0.####} of the FLOPs, outside the tolerance {o.Tolerance} of the target {o.Flops} (as the reference, the best of its last bracket): the curves' steps are coarse for this block size, or layers whose slope never comes near any λ > 0 stay put (with --power-sign saving, a power term that outweighs the distortion holds its layers at the cap)");
+        var run = new GradientStep(o, pr.GetValue(calib), want, limits, loadOptions, halfNorm, gradientsFile, stdout, stderr);
         string? synthetic = w.SyntheticOrigin();
         var metadata = synthetic != null ? new Dictionary<string, string> { [Synthetic.MetadataKey] = synthetic } : null;
-        outputs.Stage(outPath, path => VitModel.Save(path, c, result.Pruned, classNames: names, metadata: metadata, sparse: result.Layouts));
-        if (reportPath != null) outputs.Stage(reportPath, path => AtomicFile.Write(path, s => { using var sw = new StreamWriter(s); sw.Write(result.Report.ToJson()); }));
-        if (saveGradients != null) outputs.Stage(saveGradients, path => TaylorGradients.Write(path, dense, gradients!, used));
-        if (curvesPath != null) outputs.Stage(curvesPath, path => CurveFile.Write(path, c.Name, o, result.Curves, PrunableLayer.DenseFlops(c), result.Allocation, result.Report.PowerWeight));
+        BlockPruneReport rep;
+        if (w.IsSwin)
+        {
+            var (dense, namesInModel) = w.LoadSwinTensors(loadOptions, classNames: namesFile == null);
+            var c = dense.Config;
+            string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
+            var plan = BlockPruner.Plan(c, o);   // a block larger than a layer fails here, before calibration
+            BlockPruner.RequireReachable(dense, o);
+            var (gradients, used) = run.Gradients(c, plan, (images, count, progress) => TaylorGradients.Average(dense, images, count, plan.Select(p => p.Layer), t, progress));
+            var result = BlockPruner.Prune(dense, o, gradients, used);
+            rep = result.Report;
+            run.NoteTolerance(result.Allocation);
+            outputs.Stage(outPath, path => SwinFile.Save(path, c, result.Pruned, classNames: names, metadata: metadata, sparse: result.Layouts));
+            if (saveGradients != null) outputs.Stage(saveGradients, path => TaylorGradients.Write(path, dense, gradients!, used));
+            if (curvesPath != null) outputs.Stage(curvesPath, path => CurveFile.Write(path, c.Name, o, result.Curves, PrunableLayer.DenseFlops(c), result.Allocation, rep.PowerWeight));
+        }
+        else
+        {
+            var (dense, namesInModel) = w.LoadDense(loadOptions, classNames: namesFile == null);
+            var c = dense.Config;
+            string[]? names = namesFile != null ? ClassNames.FromFile(namesFile, c.NumClasses) : namesInModel;
+            var plan = BlockPruner.Plan(c, o);   // a block larger than a layer fails here, before calibration
+            BlockPruner.RequireReachable(dense, o);
+            var (gradients, used) = run.Gradients(c, plan, (images, count, progress) => TaylorGradients.Average(dense, images, count, plan.Select(p => p.Layer), t, progress));
+            var result = BlockPruner.Prune(dense, o, gradients, used);
+            rep = result.Report;
+            run.NoteTolerance(result.Allocation);
+            outputs.Stage(outPath, path => VitModel.Save(path, c, result.Pruned, classNames: names, metadata: metadata, sparse: result.Layouts));
+            if (saveGradients != null) outputs.Stage(saveGradients, path => TaylorGradients.Write(path, dense, gradients!, used));
+            if (curvesPath != null) outputs.Stage(curvesPath, path => CurveFile.Write(path, c.Name, o, result.Curves, PrunableLayer.DenseFlops(c), result.Allocation, rep.PowerWeight));
+        }
+        if (reportPath != null) outputs.Stage(reportPath, path => AtomicFile.Write(path, s => { using var sw = new StreamWriter(s); sw.Write(rep.ToJson()); }));
         outputs.Commit();
         if (synthetic != null) stdout.WriteLine(Synthetic.Notice(synthetic));
-        stdout.Write(result.Report.ToMarkdown());
+        stdout.Write(rep.ToMarkdown());
         stdout.WriteLine($"wrote {outPath}{(reportPath != null ? $" and {reportPath}" : "")}{(curvesPath != null ? $" and {curvesPath}" : "")}");
         return 0;
+    }
+
+    delegate Dictionary<string, float[]> Calibrate(float[] images, int count, Action<int, int> progress);
+
+    /// <summary>What the gradient step and the closing note need, the same for either family.</summary>
+    sealed record GradientStep(BlockPruneOptions O, string? Calib, int Want, (int Side, long Pixels) Limits, LoadOptions Load, bool HalfNorm,
+        string? GradientsFile, TextWriter Stdout, TextWriter Stderr)
+    {
+        /// <summary>The averaged gradients (read, calibrated, or null for the data-free baselines) and the images they came from.</summary>
+        public (Dictionary<string, float[]>? Gradients, int Used) Gradients(IImageModelConfig c, List<(PrunableLayer Layer, BlockGrid Grid)> plan, Calibrate calibrate)
+        {
+            if (GradientsFile != null) return (TaylorGradients.Read(GradientsFile, plan.Select(p => p.Layer)), 0);
+            if (!O.NeedsGradients) return (null, 0);
+            var (images, count) = PruneCommand.Calibration(Calib, Want, c, Limits, Load.NonFinite, Stderr.WriteLine);
+            if (count < Want) Stderr.WriteLine($"note: {Calib} holds {count} calibration images, fewer than the {Want} asked for; using all {count}");
+            if (HalfNorm) TaylorGradients.RenormaliseHalf(images, c);
+            var gradients = PruneCommand.WithProgress(Stdout, $"gradients of mean(logits²) on {count} images", progress => calibrate(images, count, progress));
+            return (gradients, count);
+        }
+
+        /// <summary>Says when the slope search ended outside its tolerance (the reference keeps the best of its last bracket).</summary>
+        public void NoteTolerance(AllocationResult allocation)
+        {
+            if (O.Method == BlockMethod.Lpvit && Math.Abs(allocation.FlopsRatio - O.Flops) > O.Tolerance)
+                Stderr.WriteLine($"note: the slope search ended at {allocation.FlopsRatio:0.####} of the FLOPs, outside the tolerance {O.Tolerance} of the target {O.Flops} (as the reference, the best of its last bracket): the curves' steps are coarse for this block size, or layers whose slope never comes near any λ > 0 stay put (with --power-sign saving, a power term that outweighs the distortion holds its layers at the cap)");
+        }
     }
 }

@@ -31,7 +31,7 @@ static class PruneCommand
         var output = new Option<string>("--output", "-o") { Description = "pruned model .safetensors", Required = true };
         var report = new Option<string?>("--report") { Description = "also write the pruning report as JSON" };
         var threads = CliApp.ThreadsOption("threads for calibration (default: all cores)");
-        var cmd = new Command("prune", "prune a DeiT: SNP into the compact ragged model, or LPViT / block baselines into block-sparse layers")
+        var cmd = new Command("prune", "prune a DeiT with SNP into the compact ragged model; a DeiT or Swin with LPViT / block baselines into block-sparse layers; a Swin with DIMAP")
         {
             method, weights, CliApp.ArchOption, target, ratios, macs, uneven, criterion, calib, calibImages, gamma, seed, output, report, threads, CliApp.NonFiniteOption,
             CliApp.ClassesOption, CliApp.MaxImageSideOption, CliApp.MaxImagePixelsOption,
@@ -112,7 +112,7 @@ static class PruneCommand
     }
 
     /// <summary>Calibration images from 'seeded', a folder of images, an IDX image file or a float32 .npy (checked for NaN/Inf).</summary>
-    internal static (float[] Images, int Count) Calibration(string? source, int want, VitConfig c, (int Side, long Pixels) imageLimits,
+    internal static (float[] Images, int Count) Calibration(string? source, int want, IImageModelConfig c, (int Side, long Pixels) imageLimits,
         NonFinitePolicy nonFinite, Action<string> warn)
     {
         if (want < 1) throw new InputException("--calib-images", $"must be at least 1, got {want}");

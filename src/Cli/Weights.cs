@@ -92,6 +92,17 @@ sealed class Weights
         return (dense, classNames ? ClassNames.FromMetadata(file, dense.Config.NumClasses) : null);
     }
 
+    /// <summary>A Swin's tensors in memory (block pruning), with the class names of its metadata when asked.</summary>
+    public (SwinTensors Dense, string[]? ClassNames) LoadSwinTensors(LoadOptions options, bool classNames = false)
+    {
+        if (SeededSwin != null) return (SwinTensors.From(new SeededSwinWeights(SeededSwin), SeededSwin), null);
+        WarnIfArchIgnored(options);
+        using var file = new SafeTensorsFile(Spec);
+        var config = SwinFile.ReadConfig(file, options.Arch);
+        var dense = SwinTensors.From(new SafeTensorsSource(file), config);
+        return (dense, classNames ? ClassNames.FromMetadata(file, config.NumClasses) : null);
+    }
+
     /// <summary>Class names: --classes, the file's metadata, Debian's ImageNet list for 1000 classes, else indices.</summary>
     public (string[] Names, string Origin) ClassNamesFor(int classes, string? namesFile)
     {
@@ -103,7 +114,7 @@ sealed class Weights
     /// <summary>The commands that need a DeiT (pruning, fidelity) say so for a Swin instead of failing on its tensors.</summary>
     void RefuseSwin()
     {
-        if (IsSwin) throw new InputException("--weights", $"{Spec} is a Swin; this command takes a DeiT (a Swin runs in infer, inspect, eval, bench, grad and finetune)");
+        if (IsSwin) throw new InputException("--weights", $"{Spec} is a Swin; this command takes a DeiT (a Swin runs in infer, inspect, eval, bench, grad, finetune and prune --method lpvit, block-magnitude, block-global, dimap or magnitude)");
     }
 
     void WarnIfArchIgnored(LoadOptions options)

@@ -52,18 +52,19 @@ public sealed record BlockGrid(int Rows, int Cols, int BlockHeight, int BlockWid
 /// <param name="Cols">Input features (the conv's C·p·p).</param>
 /// <param name="RowsPerImage">Rows of X per image: patches for the conv, every token for a block linear, 1 for a head.</param>
 /// <param name="PowerWidth">D_in of the power term: a linear's input width; for the conv, the reference takes the image side (224), a quirk kept.</param>
-public sealed record PrunableLayer(string Name, int Rows, int Cols, long RowsPerImage, int PowerWidth)
+/// <param name="HasBias">Whether the layer adds a bias (a Swin patch merge's reduction has none, so no bias FLOPs).</param>
+public sealed record PrunableLayer(string Name, int Rows, int Cols, long RowsPerImage, int PowerWidth, bool HasBias = true)
 {
     /// <summary>The weight tensor's name.</summary>
     public string Weight => Name + ".weight";
     /// <summary>Weights in the layer.</summary>
     public long Numel => (long)Rows * Cols;
     /// <summary>FLOPs the reference counts for the bias (one per output element); never pruned.</summary>
-    public long BiasFlops => RowsPerImage * Rows;
+    public long BiasFlops => HasBias ? RowsPerImage * Rows : 0;
     /// <summary>FLOPs the reference counts with <paramref name="keptWeights"/> non-zero weights: kept weights × rows of X, plus the bias.</summary>
     public long Flops(long keptWeights) => keptWeights * RowsPerImage + BiasFlops;
     /// <summary>Whether this is a classifier head (left dense by --skip-head).</summary>
-    public bool IsHead => Name is "head" or "head_dist";
+    public bool IsHead => Name is "head" or "head_dist" or "head.fc";
 
     /// <summary>
     /// Every linear and the patch conv of a DeiT in execution order, heads included as the reference does
@@ -91,6 +92,43 @@ public sealed record PrunableLayer(string Name, int Rows, int Cols, long RowsPer
 
     /// <summary>Linear+conv FLOPs per image of the dense model, as the reference counts them (attention matmuls excluded), heads included.</summary>
     public static long DenseFlops(VitConfig c) => Of(c).Sum(l => l.Flops(l.Numel));
+
+    /// <summary>
+    /// Every linear and the patch conv of a Swin in execution order (patch embedding; per stage its patch merge's
+    /// reduction, then each block's qkv, proj, fc1, fc2; the head), under the config's key layout. Rows of X per
+    /// image: patches for the conv, the stage's tokens (unpadded, as the paper counts) for a block linear and for the
+    /// merge that starts the stage, 1 for the head. <paramref name="skipHead"/> leaves the head out.
+    /// </summary>
+    public static List<PrunableLayer> Of(SwinConfig c, bool skipHead = false)
+    {
+        long Tokens(int s) => (long)c.Resolution(s) * c.Resolution(s);
+        var list = new List<PrunableLayer> { new("patch_embed.proj", c.EmbedDim, c.PatchDim, Tokens(0), c.ImageSize) };
+        for (int s = 0; s < c.Stages.Count; s++)
+        {
+            var st = c.Stages[s];
+            if (s > 0)
+            {
+                int merged = 4 * c.Stages[s - 1].Dim;
+                list.Add(new(SwinLayout.Merge(c, s) + "reduction", st.Dim, merged, Tokens(s), merged, HasBias: false));
+            }
+            for (int b = 0; b < st.Depth; b++)
+            {
+                string p = SwinLayout.Block(s, b);
+                list.Add(new(p + "attn.qkv", 3 * st.Dim, st.Dim, Tokens(s), st.Dim));
+                list.Add(new(p + "attn.proj", st.Dim, st.Dim, Tokens(s), st.Dim));
+                list.Add(new(p + "mlp.fc1", st.MlpHidden, st.Dim, Tokens(s), st.Dim));
+                list.Add(new(p + "mlp.fc2", st.Dim, st.MlpHidden, Tokens(s), st.MlpHidden));
+            }
+        }
+        if (!skipHead) list.Add(new(SwinLayout.Head(c), c.NumClasses, c.NumFeatures, 1, c.NumFeatures));
+        return list;
+    }
+
+    /// <summary>Linear+conv FLOPs per image of a dense Swin, as the paper counts them (window attention excluded), head included.</summary>
+    public static long DenseFlops(SwinConfig c) => Of(c).Sum(l => l.Flops(l.Numel));
+
+    /// <summary>All MACs per image of a dense Swin: every linear and the conv in full, plus window attention (padded windows).</summary>
+    public static long DenseMacs(SwinConfig c) => Of(c).Sum(l => l.Numel * l.RowsPerImage) + SwinModel.AttentionMacs(c);
 
     /// <summary>
     /// The layer's block grid; refuses a block larger than the layer on both sides (the whole layer would be one

@@ -39,7 +39,7 @@ public sealed record BlockPruneReport(string Model, string Method, string Block,
     /// <summary>The CLI's name of a method.</summary>
     public static string MethodName(BlockMethod m) => m switch { BlockMethod.Lpvit => "lpvit", BlockMethod.BlockMagnitude => "block-magnitude", _ => "block-global" };
 
-    internal static BlockPruneReport Of(VitConfig c, BlockPruneOptions o, IReadOnlyList<LayerCurve> curves, AllocationResult r, double beta, int calibrationImages)
+    internal static BlockPruneReport Of(string model, long macs, BlockPruneOptions o, IReadOnlyList<LayerCurve> curves, AllocationResult r, double beta, int calibrationImages)
     {
         var layers = new List<BlockLayerReport>();
         long removedMacs = 0, power = 0, densePower = 0;
@@ -56,9 +56,8 @@ public sealed record BlockPruneReport(string Model, string Method, string Block,
             layers.Add(new BlockLayerReport(layer.Name, $"{layer.Rows}×{layer.Cols}", curve.Grid.Count, kept, 1 - kept / (double)curve.Grid.Count,
                 layer.Flops(keptWeights) / (double)layer.Flops(layer.Numel), p, pd, distortion));
         }
-        long macs = ModelStats.Macs(c);
         bool lpvit = o.Method == BlockMethod.Lpvit;
-        return new BlockPruneReport(c.Name, MethodName(o.Method), $"{o.BlockHeight}x{o.BlockWidth}", o.Flops, r.FlopsRatio, macs, macs - removedMacs,
+        return new BlockPruneReport(model, MethodName(o.Method), $"{o.BlockHeight}x{o.BlockWidth}", o.Flops, r.FlopsRatio, macs, macs - removedMacs,
             densePower > 0 ? power / (double)densePower : 1, beta, o.PowerSign == Lpvit.PowerSign.Coded ? "coded" : "saving",
             double.IsNaN(r.Log2Slope) ? null : r.Log2Slope, lpvit ? calibrationImages : 0, lpvit ? o.SecondOrder.ToString().ToLowerInvariant() : "-", layers);
     }

@@ -70,39 +70,68 @@ public sealed record BlockPruneOptions
 public sealed record BlockPruneResult(DenseTensors Pruned, Dictionary<string, StoredLayout> Layouts, IReadOnlyList<LayerCurve> Curves,
     AllocationResult Allocation, BlockPruneReport Report);
 
-/// <summary>LPViT and its baselines end to end: layers, curves, allocation, zeroed blocks, report.</summary>
+/// <summary>The result of block-pruning a Swin: as <see cref="BlockPruneResult"/>, its tensors saved with <see cref="SwinFile.Save"/>.</summary>
+/// <param name="Pruned">The weights with pruned blocks zeroed (unpruned tensors shared with the dense ones).</param>
+/// <param name="Layouts">BSR layouts for <see cref="SwinFile.Save"/>, one per layer with a pruned block.</param>
+/// <param name="Curves">The curves of the pruned layers.</param>
+/// <param name="Allocation">The chosen amounts.</param>
+/// <param name="Report">The per-layer report.</param>
+public sealed record SwinBlockPruneResult(SwinTensors Pruned, Dictionary<string, StoredLayout> Layouts, IReadOnlyList<LayerCurve> Curves,
+    AllocationResult Allocation, BlockPruneReport Report);
+
+/// <summary>LPViT and its baselines end to end: layers, curves, allocation, zeroed blocks, report (DeiT or Swin).</summary>
 public static class BlockPruner
 {
     /// <summary>
     /// The layers a run prunes with their block grids: checks the options and every layer's grid before anything
     /// expensive runs (a block larger than a layer is refused, naming it).
     /// </summary>
-    public static List<(PrunableLayer Layer, BlockGrid Grid)> Plan(VitConfig config, BlockPruneOptions o)
+    public static List<(PrunableLayer Layer, BlockGrid Grid)> Plan(VitConfig config, BlockPruneOptions o) => Plan(() => PrunableLayer.Of(config, o.SkipHead), o);
+
+    /// <summary>The layers of a Swin a run prunes with their block grids (as for a DeiT).</summary>
+    public static List<(PrunableLayer Layer, BlockGrid Grid)> Plan(SwinConfig config, BlockPruneOptions o) => Plan(() => PrunableLayer.Of(config, o.SkipHead), o);
+
+    static List<(PrunableLayer Layer, BlockGrid Grid)> Plan(Func<List<PrunableLayer>> layers, BlockPruneOptions o)
     {
         o.Validate();
-        return PrunableLayer.Of(config, o.SkipHead).Select(l => (l, l.Grid(o.BlockHeight, o.BlockWidth))).ToList();
+        return layers().Select(l => (l, l.Grid(o.BlockHeight, o.BlockWidth))).ToList();
     }
 
     /// <summary>
     /// Refuses a FLOPs target the caps make unreachable before anything is calibrated (from the weights' block grids
     /// alone; the allocation checks again on its own curves).
     /// </summary>
-    public static void RequireReachable(DenseTensors dense, BlockPruneOptions o)
+    public static void RequireReachable(DenseTensors dense, BlockPruneOptions o) =>
+        RequireReachable(Plan(dense.Config, o), n => dense[n].Data, PrunableLayer.DenseFlops(dense.Config), o);
+
+    /// <summary>The same check for a Swin.</summary>
+    public static void RequireReachable(SwinTensors dense, BlockPruneOptions o) =>
+        RequireReachable(Plan(dense.Config, o), WeightsOf(dense), PrunableLayer.DenseFlops(dense.Config), o);
+
+    static void RequireReachable(List<(PrunableLayer Layer, BlockGrid Grid)> plan, Func<string, float[]> weight, long denseFlops, BlockPruneOptions o)
     {
-        var curves = Curves(dense, o with { Method = BlockMethod.BlockMagnitude }, null);
-        new FlopsBudget(curves, PrunableLayer.DenseFlops(dense.Config)).RequireReachable(o.Flops, Slopes.MinSparsity(o.Flops), o.Method == BlockMethod.Lpvit ? o.Tolerance : 0);
+        var curves = Curves(plan, weight, o with { Method = BlockMethod.BlockMagnitude }, null);
+        new FlopsBudget(curves, denseFlops).RequireReachable(o.Flops, Slopes.MinSparsity(o.Flops), o.Method == BlockMethod.Lpvit ? o.Tolerance : 0);
     }
 
     /// <summary>The curves: Taylor (with gradients by weight name) for LPViT, magnitude rankings for the baselines.</summary>
-    public static List<LayerCurve> Curves(DenseTensors dense, BlockPruneOptions o, IReadOnlyDictionary<string, float[]>? gradients)
+    public static List<LayerCurve> Curves(DenseTensors dense, BlockPruneOptions o, IReadOnlyDictionary<string, float[]>? gradients) =>
+        Curves(Plan(dense.Config, o), n => dense[n].Data, o, gradients);
+
+    static Func<string, float[]> WeightsOf(SwinTensors dense)
     {
-        var plan = Plan(dense.Config, o);
+        var byName = dense.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Data, StringComparer.Ordinal);
+        return n => byName.TryGetValue(n, out var w) ? w : throw new ModelException($"missing tensor '{n}'", n);
+    }
+
+    static List<LayerCurve> Curves(List<(PrunableLayer Layer, BlockGrid Grid)> plan, Func<string, float[]> weight, BlockPruneOptions o, IReadOnlyDictionary<string, float[]>? gradients)
+    {
         if (o.NeedsGradients && gradients == null) throw new InputException("--calib", "LPViT needs calibration gradients");
         var curves = new LayerCurve[plan.Count];
         Parallel.For(0, plan.Count, i =>
         {
             var (layer, grid) = plan[i];
-            var w = dense[layer.Weight].Data;
+            var w = weight(layer.Weight);
             if (o.NeedsGradients)
             {
                 var g = gradients!.TryGetValue(layer.Weight, out var gv) && gv.Length == w.Length ? gv
@@ -116,13 +145,45 @@ public static class BlockPruner
 
     /// <summary>
     /// Prunes <paramref name="dense"/> to the options' FLOPs target. LPViT needs <paramref name="gradients"/>
-    /// (<see cref="TaylorGradients.Average"/>); the baselines ignore them. <paramref name="calibrationImages"/> is for the report.
+    /// (<see cref="TaylorGradients.Average(DenseTensors, ReadOnlySpan{float}, int, IEnumerable{PrunableLayer}, int, Action{int, int}?)"/>);
+    /// the baselines ignore them. <paramref name="calibrationImages"/> is for the report.
     /// </summary>
     public static BlockPruneResult Prune(DenseTensors dense, BlockPruneOptions o, IReadOnlyDictionary<string, float[]>? gradients, int calibrationImages = 0)
     {
         var c = dense.Config;
-        var curves = Curves(dense, o, gradients);
-        var budget = new FlopsBudget(curves, PrunableLayer.DenseFlops(c));
+        var (curves, result, beta) = Allocate(Plan(c, o), n => dense[n].Data, PrunableLayer.DenseFlops(c), o, gradients);
+        var pruned = dense.Clone();
+        var layouts = ZeroBlocks(curves, result, n => pruned[n].Data, o);
+        var report = BlockPruneReport.Of(c.Name, ModelStats.Macs(c), o, curves, result, beta, calibrationImages);
+        return new BlockPruneResult(pruned, layouts, curves, result, report);
+    }
+
+    /// <summary>
+    /// Prunes a Swin to the options' FLOPs target (linear+conv FLOPs as the paper counts them: each layer's rows are
+    /// its stage's tokens, the patch conv's its patches, the head's one pooled row). LPViT needs
+    /// <paramref name="gradients"/> (<see cref="TaylorGradients.Average(SwinTensors, ReadOnlySpan{float}, int, IEnumerable{PrunableLayer}, int, Action{int, int}?)"/>).
+    /// </summary>
+    public static SwinBlockPruneResult Prune(SwinTensors dense, BlockPruneOptions o, IReadOnlyDictionary<string, float[]>? gradients, int calibrationImages = 0)
+    {
+        var c = dense.Config;
+        var (curves, result, beta) = Allocate(Plan(c, o), WeightsOf(dense), PrunableLayer.DenseFlops(c), o, gradients);
+        // Pruned layers get copies; every other tensor is shared with the dense model.
+        var tensors = dense.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        foreach (var curve in curves)
+        {
+            var t = tensors[curve.Layer.Weight];
+            tensors[curve.Layer.Weight] = t with { Data = (float[])t.Data.Clone() };
+        }
+        var layouts = ZeroBlocks(curves, result, n => tensors[n].Data, o);
+        var report = BlockPruneReport.Of(c.Name, PrunableLayer.DenseMacs(c), o, curves, result, beta, calibrationImages);
+        return new SwinBlockPruneResult(new SwinTensors(c, tensors), layouts, curves, result, report);
+    }
+
+    static (List<LayerCurve> Curves, AllocationResult Result, double Beta) Allocate(List<(PrunableLayer Layer, BlockGrid Grid)> plan, Func<string, float[]> weight,
+        long denseFlops, BlockPruneOptions o, IReadOnlyDictionary<string, float[]>? gradients)
+    {
+        var curves = Curves(plan, weight, o, gradients);
+        var budget = new FlopsBudget(curves, denseFlops);
         double minSp = Slopes.MinSparsity(o.Flops);
         double beta = 0;
         AllocationResult result;
@@ -137,23 +198,26 @@ public static class BlockPruner
                 result = budget.Uniform(o.Flops, minSp);
                 break;
             default:
-                var scores = curves.Select(x => LayerCurve.MeanAbs(x.Grid, dense[x.Layer.Weight].Data)).ToArray();
+                var scores = curves.Select(x => LayerCurve.MeanAbs(x.Grid, weight(x.Layer.Weight))).ToArray();
                 result = budget.Global(o.Flops, minSp, (l, b) => scores[l][b]);
                 break;
         }
+        return (curves, result, beta);
+    }
 
-        var pruned = dense.Clone();
+    /// <summary>Zeros each layer's pruned blocks in the (copied) weights <paramref name="prunedWeight"/> returns; the BSR layout of each layer that lost any.</summary>
+    static Dictionary<string, StoredLayout> ZeroBlocks(List<LayerCurve> curves, AllocationResult result, Func<string, float[]> prunedWeight, BlockPruneOptions o)
+    {
         var layouts = new Dictionary<string, StoredLayout>(StringComparer.Ordinal);
         for (int l = 0; l < curves.Count; l++)
         {
             var curve = curves[l];
             int kept = result.KeptBlocks[l];
             if (kept == curve.Grid.Count) continue;
-            var w = pruned[curve.Layer.Weight].Data;
+            var w = prunedWeight(curve.Layer.Weight);
             for (int i = kept; i < curve.Grid.Count; i++) curve.Grid.Zero(w, curve.Ranking[i]);
             layouts[curve.Layer.Weight] = new StoredLayout(WeightFormat.Bsr, o.BlockHeight, o.BlockWidth, curve.Grid.Rows, curve.Grid.Cols, kept / (double)curve.Grid.Count);
         }
-        var report = BlockPruneReport.Of(c, o, curves, result, beta, calibrationImages);
-        return new BlockPruneResult(pruned, layouts, curves, result, report);
+        return layouts;
     }
 }

@@ -40,6 +40,7 @@ public static class CurveFile
                 j.WriteNumber("rows_per_image", c.Layer.RowsPerImage);
                 j.WriteNumber("power_width", c.Layer.PowerWidth);
                 j.WriteNumber("bias_flops", c.Layer.BiasFlops);
+                j.WriteBoolean("has_bias", c.Layer.HasBias);
                 j.WriteNumber("blocks", c.Grid.Count);
                 Array(j, "kept_weights_by_blocks", c.KeptWeightsByBlocks);
                 Array(j, "amounts", c.Amounts);
@@ -101,7 +102,8 @@ public static class CurveFile
             foreach (var l in root.GetProperty("layers").EnumerateArray())
             {
                 var layer = new PrunableLayer(l.GetProperty("name").GetString()!, l.GetProperty("rows").GetInt32(), l.GetProperty("cols").GetInt32(),
-                    l.GetProperty("rows_per_image").GetInt64(), l.GetProperty("power_width").GetInt32());
+                    l.GetProperty("rows_per_image").GetInt64(), l.GetProperty("power_width").GetInt32(),
+                    !l.TryGetProperty("has_bias", out var hasBias) || hasBias.GetBoolean());
                 double[]? Values(string name) => l.TryGetProperty(name, out var a)
                     ? a.EnumerateArray().Select(v => v.ValueKind == JsonValueKind.String ? double.Parse(v.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : v.GetDouble()).ToArray() : null;
                 var kept = l.GetProperty("kept_weights_by_blocks").EnumerateArray().Select(v => v.GetInt64()).ToArray();

@@ -15,21 +15,33 @@ public static class TaylorGradients
     public const int BatchSize = 8;
 
     /// <summary>
-    /// Runs the images ([count, C, H, W], preprocessed) through the model and back, and returns the mean gradient of
+    /// Runs the images ([count, C, H, W], preprocessed) through the DeiT and back, and returns the mean gradient of
     /// each layer's weight (by weight name). progress(done, total) is called after each batch.
     /// </summary>
     public static Dictionary<string, float[]> Average(DenseTensors dense, ReadOnlySpan<float> images, int count, IEnumerable<PrunableLayer> layers,
+        int threads = 0, Action<int, int>? progress = null) =>
+        Average(ParameterSet.From(dense, dense.Config), images, count, layers, threads, progress);
+
+    /// <summary>The same for a Swin: images at the Swin's own size and channels.</summary>
+    public static Dictionary<string, float[]> Average(SwinTensors dense, ReadOnlySpan<float> images, int count, IEnumerable<PrunableLayer> layers,
+        int threads = 0, Action<int, int>? progress = null) =>
+        Average(ParameterSet.From(dense, dense.Config), images, count, layers, threads, progress);
+
+    /// <summary>
+    /// The mean gradient of each layer's weight over the images, for the family of <paramref name="parameters"/>
+    /// (DeiT or Swin, through <see cref="IBackprop.For"/>). A conv weight's gradient is flat, as its [out, C·p·p] matrix.
+    /// </summary>
+    public static Dictionary<string, float[]> Average(ParameterSet parameters, ReadOnlySpan<float> images, int count, IEnumerable<PrunableLayer> layers,
         int threads = 0, Action<int, int>? progress = null)
     {
-        var c = dense.Config;
+        var c = parameters.Model;
         if (count < 1) throw new InputException("--calib", "needs at least one calibration image");
         if (images.Length != (long)count * c.ImageElements)
             throw new InputException("--calib", $"holds {images.Length} floats, expected {count}×{c.InChannels}×{c.ImageSize}×{c.ImageSize}");
         var names = layers.Select(l => l.Weight).ToArray();
-        var parameters = ParameterSet.From(dense, c);
         using var team = new ThreadTeam(threads > 0 ? threads : Environment.ProcessorCount);
         int capacity = Math.Min(BatchSize, count);
-        var backprop = new DeitBackprop(parameters, capacity, team);
+        var backprop = IBackprop.For(parameters, capacity, team);
         var sum = names.ToDictionary(n => n, n => new float[parameters[n].Length], StringComparer.Ordinal);
         var logits = new float[capacity * c.NumClasses];
         var dLogits = new float[logits.Length];
@@ -55,8 +67,8 @@ public static class TaylorGradients
     }
 
     /// <summary>Writes averaged gradients as safetensors under the weights' names (what <see cref="Read"/> and `vitsparse grad` use).</summary>
-    public static void Write(string path, DenseTensors dense, IReadOnlyDictionary<string, float[]> gradients, int images) =>
-        Runtime.Formats.SafeTensorsWriter.Write(path, gradients.Select(kv => new Runtime.Formats.TensorToWrite(kv.Key, dense[kv.Key].Shape, kv.Value)).ToList(),
+    public static void Write(string path, ITensorSource dense, IReadOnlyDictionary<string, float[]> gradients, int images) =>
+        Runtime.Formats.SafeTensorsWriter.Write(path, gradients.Select(kv => new Runtime.Formats.TensorToWrite(kv.Key, dense.Shape(kv.Key), kv.Value)).ToList(),
             new Dictionary<string, string> { ["vitsparse.gradient"] = "mean over images of dL/dW, L = mean(logits²)", ["vitsparse.images"] = images.ToString(System.Globalization.CultureInfo.InvariantCulture) });
 
     /// <summary>
@@ -82,7 +94,7 @@ public static class TaylorGradients
     /// The reference's normalisation quirk (mean = std = 0.5 for DeiT): images normalised with the model's own
     /// mean and std are mapped, in place, to what (x − 0.5)/0.5 of the same pixels would give.
     /// </summary>
-    public static void RenormaliseHalf(Span<float> images, VitConfig c)
+    public static void RenormaliseHalf(Span<float> images, IImageModelConfig c)
     {
         int plane = c.ImageSize * c.ImageSize;
         for (int i = 0; i < images.Length; i++)
