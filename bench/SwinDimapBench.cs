@@ -17,7 +17,6 @@ namespace VitSparse.Bench;
 public static class SwinDimapBench
 {
     const string Suffix = "_dimap";
-    const int RoundSize = 3;
     static readonly Granularity Blocks = new(32, 32);
     // Cost models that make `auto` give every layer with zeros (DIMAP's pruned layers) the kernel under test and
     // leave every full layer (AUX: patch embedding, merges, head) dense, where forcing a sparse mode would not.
@@ -70,27 +69,8 @@ public static class SwinDimapBench
             }
         }
 
-        var input = new float[(long)batch * c.ImageElements];
-        for (int i = 0; i < batch; i++) SeededWeights.FillInput(input.AsSpan(i * c.ImageElements, c.ImageElements));
-        var sessions = variants.Select(v => new SwinSession(v.Model, device, threads)).ToList();
-        var logits = new float[(long)batch * c.NumClasses];
-        try
-        {
-            log.WriteLine($"{c.Name}: warming up {variants.Count} variants ({warmup} runs each), then {iterations} timed runs each in alternating rounds of {RoundSize}…");
-            foreach (var s in sessions) for (int i = 0; i < warmup; i++) s.Run(input, batch, logits);
-            for (int done = 0; done < iterations; done += RoundSize)
-                for (int v = 0; v < variants.Count; v++)
-                    for (int i = 0; i < Math.Min(RoundSize, iterations - done); i++)
-                    {
-                        long t0 = Stopwatch.GetTimestamp();
-                        sessions[v].Run(input, batch, logits);
-                        variants[v].Times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-                    }
-        }
-        finally
-        {
-            foreach (var s in sessions) s.Dispose();
-        }
+        var times = SwinRounds.Time(variants.Select(v => v.Model).ToList(), c, batch, threads, device, warmup, iterations, log, c.Name);
+        for (int v = 0; v < variants.Count; v++) variants[v].Times.AddRange(times[v]);
 
         double denseMs = Median(variants[0].Times);
         long denseMacs = variants[0].Model.DenseMacs();

@@ -19,7 +19,6 @@ namespace VitSparse.Bench;
 public static class SwinLpvitBench
 {
     const string Suffix = "_lpvit";
-    const int RoundSize = 3;
     static readonly BlockPruneOptions Options = new() { BlockHeight = 32, BlockWidth = 32, Flops = 0.5 };
 
     /// <summary>Whether a --model value names this suite (a Swin name with _lpvit; DeiT LPViT names stay with <see cref="LpvitBench"/>).</summary>
@@ -72,27 +71,8 @@ public static class SwinLpvitBench
             new($"{c.Name} dense", SwinModel.FromSource(dense, c, new LoadOptions { Sparse = SparseMode.Off })),
             new(name, SwinModel.FromSource(result.Pruned, c, new LoadOptions { Sparse = SparseMode.Auto })),
         };
-        var input = new float[(long)batch * c.ImageElements];
-        for (int i = 0; i < batch; i++) SeededWeights.FillInput(input.AsSpan(i * c.ImageElements, c.ImageElements));
-        var sessions = variants.Select(v => new SwinSession(v.Model, device, threads)).ToList();
-        var logits = new float[(long)batch * c.NumClasses];
-        try
-        {
-            log.WriteLine($"{name}: warming up ({warmup} runs each), then {iterations} timed runs each in alternating rounds of {RoundSize}…");
-            foreach (var s in sessions) for (int i = 0; i < warmup; i++) s.Run(input, batch, logits);
-            for (int done = 0; done < iterations; done += RoundSize)
-                for (int v = 0; v < variants.Count; v++)
-                    for (int i = 0; i < Math.Min(RoundSize, iterations - done); i++)
-                    {
-                        long t0 = Stopwatch.GetTimestamp();
-                        sessions[v].Run(input, batch, logits);
-                        variants[v].Times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-                    }
-        }
-        finally
-        {
-            foreach (var s in sessions) s.Dispose();
-        }
+        var times = SwinRounds.Time(variants.Select(v => v.Model).ToList(), c, batch, threads, device, warmup, iterations, log, name);
+        for (int v = 0; v < variants.Count; v++) variants[v].Times.AddRange(times[v]);
 
         var sw = new StringWriter(inv);
         var r = result.Report;
