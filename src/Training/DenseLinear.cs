@@ -31,10 +31,18 @@ public static unsafe class DenseLinear
     /// </summary>
     public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, float* db, ThreadTeam team, byte* keep = null)
     {
+        BackwardWeights(dy, m, n, x, k, dw, team, keep);
+        BackwardBias(dy, m, n, db, team);
+    }
+
+    /// <summary>dW[n,k] = dY[m,n]ᵀ·X[m,k] alone (overwritten), masked as in the overload with db.</summary>
+    public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, ThreadTeam team, byte* keep = null) =>
         // A = dYᵀ read in place: row r of A is column r of dY (stride 1 between rows, n along the inner index).
         team.For(Items(n, k), new ProductBody(dy, 1, n, x, k, dw, k, n, k, m, null, keep));
+
+    /// <summary>db[n] = Σ_m dY[m,n] (overwritten).</summary>
+    public static void BackwardBias(float* dy, int m, int n, float* db, ThreadTeam team) =>
         team.For(n, new ColumnSumBody(dy, m, n, db));
-    }
 
     const int Rows = 4;
     const int InnerBlock = 256;

@@ -16,9 +16,17 @@ public static unsafe class NormGrad
     /// <summary>dx += LayerNorm backward of dy (dx accumulates: it already holds the residual branch's gradient).</summary>
     public static void Backward(float* dy, float* x, int rows, int e, float* gamma, float* mean, float* rstd, float* dx, float* dGamma, float* dBeta, ThreadTeam team)
     {
-        team.For(rows, new InputBody(dy, x, e, gamma, mean, rstd, dx));
-        team.For(e, new ParamBody(dy, x, rows, e, mean, rstd, dGamma, dBeta));
+        BackwardInput(dy, x, rows, e, gamma, mean, rstd, dx, team);
+        BackwardParams(dy, x, rows, e, mean, rstd, dGamma, dBeta, team);
     }
+
+    /// <summary>dx += the input gradient of dy (the first half of <see cref="Backward"/>).</summary>
+    public static void BackwardInput(float* dy, float* x, int rows, int e, float* gamma, float* mean, float* rstd, float* dx, ThreadTeam team) =>
+        team.For(rows, new InputBody(dy, x, e, gamma, mean, rstd, dx));
+
+    /// <summary>dγ and dβ of dy, overwritten (the second half of <see cref="Backward"/>).</summary>
+    public static void BackwardParams(float* dy, float* x, int rows, int e, float* mean, float* rstd, float* dGamma, float* dBeta, ThreadTeam team) =>
+        team.For(e, new ParamBody(dy, x, rows, e, mean, rstd, dGamma, dBeta));
 
     readonly struct ForwardBody(float* x, int e, float* g, float* b, float eps, float* y, float* mean, float* rstd) : IRangeBody
     {
