@@ -163,7 +163,7 @@ public sealed unsafe class DeitBackprop
         t0 = Mark(StepPhase.FwdNorm, t0);
         DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), P(_wT), _team);
         t0 = Mark(StepPhase.FwdLinear, t0);
-        GeluGrad.Forward(P(tape.U), P(tape.G), (long)bt * tape.Hidden);
+        GeluGrad.Forward(P(tape.U), P(tape.G), bt, tape.Hidden, _team);
         t0 = Mark(StepPhase.FwdGelu, t0);
         DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, P(_wT), _team);
         t0 = Mark(StepPhase.FwdLinear, t0);

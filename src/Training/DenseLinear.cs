@@ -42,7 +42,7 @@ public static unsafe class DenseLinear
 
     /// <summary>db[n] = Σ_m dY[m,n] (overwritten).</summary>
     public static void BackwardBias(float* dy, int m, int n, float* db, ThreadTeam team) =>
-        team.For(n, new ColumnSumBody(dy, m, n, db));
+        team.For((n + Panel - 1) / Panel, new ColumnSumBody(dy, m, n, db));
 
     const int Rows = 4;
     const int InnerBlock = 256;
@@ -186,15 +186,30 @@ public static unsafe class DenseLinear
         }
     }
 
+    /// <summary>
+    /// Column sums, one item per panel of columns, walking rows in order: each lane sums its column in row
+    /// order as the scalar tail does, so every width gives the same bits.
+    /// </summary>
     readonly struct ColumnSumBody(float* dy, int m, int n, float* db) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
-            for (int j = start; j < end; j++)
+            int vc = Vector<float>.Count;
+            for (int item = start; item < end; item++)
             {
-                float s = 0;
-                for (int r = 0; r < m; r++) s += dy[(long)r * n + j];
-                db[j] = s;
+                int j = item * Panel, j1 = Math.Min(n, j + Panel);
+                for (; j + vc <= j1; j += vc)
+                {
+                    var s = Vector<float>.Zero;
+                    for (int r = 0; r < m; r++) s += Vector.Load(dy + (long)r * n + j);
+                    Vector.Store(s, db + j);
+                }
+                for (; j < j1; j++)
+                {
+                    float s = 0;
+                    for (int r = 0; r < m; r++) s += dy[(long)r * n + j];
+                    db[j] = s;
+                }
             }
         }
     }
