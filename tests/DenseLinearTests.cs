@@ -17,6 +17,8 @@ public unsafe class DenseLinearTests
     [InlineData(300, 33, 17)]
     [InlineData(9, 40, 600)]
     [InlineData(530, 20, 70)]
+    [InlineData(61, 100, 300)]
+    [InlineData(13, 48, 1100)]
     public void Forward_and_both_gradients_match_double_sums_for_any_thread_count(int m, int n, int k)
     {
         float[] Pinned(float[] v) { var a = GC.AllocateArray<float>(v.Length, pinned: true); v.CopyTo(a, 0); return a; }
