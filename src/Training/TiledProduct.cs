@@ -33,6 +33,10 @@ public static unsafe class TiledProduct
     public static void Run(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias, ThreadTeam team, byte* keep = null) =>
         team.For(Items(rows, cols), new Body(a, aRow, aInner, b, ldb, c, ldc, rows, cols, inner, bias, keep, Isa.Best));
 
+    /// <summary>C = A·B (+ bias) on the calling thread alone, as <see cref="Run"/> computes it (a small product inside another kernel's work item).</summary>
+    public static void RunSerial(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias) =>
+        new Body(a, aRow, aInner, b, ldb, c, ldc, rows, cols, inner, bias, null, Isa.Best).Run(0, Items(rows, cols), 0);
+
     /// <summary>Inner elements per block: a block of one panel of B is 16 KiB, half of L1.</summary>
     static int InnerBlock => 4096 / Panel;
 
