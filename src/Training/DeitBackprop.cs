@@ -42,8 +42,8 @@ public sealed unsafe class DeitBackprop
     readonly float[][] _stream;
     readonly float[] _patches, _patchOut, _final, _finalMean, _finalRstd, _clsRows, _distRows, _logitsHead, _logitsDist;
     // Backward scratch, shared by all blocks.
-    // _wT holds one weight transposed while its layer runs forward.
-    readonly float[] _wT;
+    // _packed holds one weight in the products' panel layout while its layer runs.
+    readonly float[] _packed;
     readonly float[] _d, _dH, _dQkv, _dA, _dHidden, _dU, _dRows, _dHead, _dPrefix;
     int _batch;
 
@@ -74,7 +74,8 @@ public sealed unsafe class DeitBackprop
             throw new InputException("batch", $"{capacity} images of model '{_c.Name}' need more than {Array.MaxLength} floats in one activation; use at most {Array.MaxLength / perImage}");
         int bt = capacity * t;
         _names = Enumerable.Range(0, _c.Depth).Select(BlockNames.Of).ToArray();
-        _wT = Buf(Math.Max((long)e * Math.Max(_c.PatchDim, k), (long)e * Math.Max(Math.Max(maxQkv, maxV), maxHidden)));
+        _packed = Buf(_c.Blocks.Select(b => new[] { DenseLinear.ScratchFloats(b.QkvRows, e), DenseLinear.ScratchFloats(e, b.VTotal), DenseLinear.ScratchFloats(b.MlpHidden, e), DenseLinear.ScratchFloats(e, b.MlpHidden) }.Max())
+            .Append(DenseLinear.ScratchFloats(e, _c.PatchDim)).Append(DenseLinear.ScratchFloats(k, e)).Max());
         _attention = _c.Blocks.Select(b => new AttentionGrad(t, b.QkWidths, b.VWidths, b.AttnScale, team.Threads)).ToArray();
         _tapes = _c.Blocks.Select((b, i) => new BlockTape(bt, e, b.QkvRows, b.VTotal, b.MlpHidden, _attention[i].ProbabilityFloats(capacity))).ToArray();
         _stream = Enumerable.Range(0, _c.Depth + 1).Select(_ => Buf(bt * e)).ToArray();
@@ -107,7 +108,7 @@ public sealed unsafe class DeitBackprop
 
         long t0 = Start();
         Patches.Extract(images, batch, _c.InChannels, _c.ImageSize, _c.PatchSize, _patches);
-        DenseLinear.Forward(P(_patches), batch * _c.PatchTokens, _c.PatchDim, W("patch_embed.proj.weight"), W("patch_embed.proj.bias"), e, P(_patchOut), P(_wT), _team);
+        DenseLinear.Forward(P(_patches), batch * _c.PatchTokens, _c.PatchDim, W("patch_embed.proj.weight"), W("patch_embed.proj.bias"), e, P(_patchOut), P(_packed), _team);
         var x0 = _stream[0].AsSpan();
         var pos = Parameters["pos_embed"].AsSpan();
         for (int b = 0; b < batch; b++)
@@ -126,11 +127,11 @@ public sealed unsafe class DeitBackprop
         NormGrad.Forward(P(_stream[_c.Depth]), bt, e, W("norm.weight"), W("norm.bias"), _c.LayerNormEps, P(_final), P(_finalMean), P(_finalRstd), _team);
         GatherPrefix(0, _clsRows, batch);
         t0 = Mark(StepPhase.FwdNorm, t0);
-        DenseLinear.Forward(P(_clsRows), batch, e, W("head.weight"), W("head.bias"), k, P(_logitsHead), P(_wT), _team);
+        DenseLinear.Forward(P(_clsRows), batch, e, W("head.weight"), W("head.bias"), k, P(_logitsHead), P(_packed), _team);
         t0 = Mark(StepPhase.FwdLinear, t0);
         if (!_c.Distilled) { _logitsHead.AsSpan(0, batch * k).CopyTo(logits); return; }
         GatherPrefix(1, _distRows, batch);
-        DenseLinear.Forward(P(_distRows), batch, e, W("head_dist.weight"), W("head_dist.bias"), k, P(_logitsDist), P(_wT), _team);
+        DenseLinear.Forward(P(_distRows), batch, e, W("head_dist.weight"), W("head_dist.bias"), k, P(_logitsDist), P(_packed), _team);
         Mark(StepPhase.FwdLinear, t0);
         // A distilled DeiT's output at inference is the mean of its two heads.
         for (int i = 0; i < batch * k; i++) logits[i] = (_logitsHead[i] + _logitsDist[i]) / 2;
@@ -151,21 +152,21 @@ public sealed unsafe class DeitBackprop
         long t0 = Start();
         NormGrad.Forward(x, bt, e, W(n.Norm1W), W(n.Norm1B), _c.LayerNormEps, P(tape.H1), P(tape.Mean1), P(tape.Rstd1), _team);
         t0 = Mark(StepPhase.FwdNorm, t0);
-        DenseLinear.Forward(P(tape.H1), bt, e, W(n.QkvW), W(n.QkvB), tape.QkvRows, P(tape.Qkv), P(_wT), _team);
+        DenseLinear.Forward(P(tape.H1), bt, e, W(n.QkvW), W(n.QkvB), tape.QkvRows, P(tape.Qkv), P(_packed), _team);
         t0 = Mark(StepPhase.FwdLinear, t0);
         _attention[i].Forward(P(tape.Qkv), batch, P(tape.P), P(tape.A), _team);
         t0 = Mark(StepPhase.FwdAttention, t0);
-        DenseLinear.Forward(P(tape.A), bt, tape.VTotal, W(n.ProjW), W(n.ProjB), e, mid, P(_wT), _team);
+        DenseLinear.Forward(P(tape.A), bt, tape.VTotal, W(n.ProjW), W(n.ProjB), e, mid, P(_packed), _team);
         t0 = Mark(StepPhase.FwdLinear, t0);
         AddInPlace(mid, x, (long)bt * e);
         t0 = Mark(StepPhase.FwdResidual, t0);
         NormGrad.Forward(mid, bt, e, W(n.Norm2W), W(n.Norm2B), _c.LayerNormEps, P(tape.H2), P(tape.Mean2), P(tape.Rstd2), _team);
         t0 = Mark(StepPhase.FwdNorm, t0);
-        DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), P(_wT), _team);
+        DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), P(_packed), _team);
         t0 = Mark(StepPhase.FwdLinear, t0);
         GeluGrad.Forward(P(tape.U), P(tape.G), bt, tape.Hidden, _team);
         t0 = Mark(StepPhase.FwdGelu, t0);
-        DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, P(_wT), _team);
+        DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, P(_packed), _team);
         t0 = Mark(StepPhase.FwdLinear, t0);
         AddInPlace(y, mid, (long)bt * e);
         Mark(StepPhase.FwdResidual, t0);
@@ -234,7 +235,7 @@ public sealed unsafe class DeitBackprop
     void InputGrad(float* dy, int m, int n, float* w, int k, float* dx)
     {
         long t0 = Start();
-        DenseLinear.BackwardInput(dy, m, n, w, k, dx, _team);
+        DenseLinear.BackwardInput(dy, m, n, w, k, dx, P(_packed), _team);
         Mark(StepPhase.BwdLinearInput, t0);
     }
 

@@ -13,16 +13,16 @@ namespace VitSparse.Training;
 /// </summary>
 public static unsafe class DenseLinear
 {
-    /// <summary>Y = X·Wᵀ + b. <paramref name="wT"/> is scratch of at least n·k floats for Wᵀ.</summary>
-    public static void Forward(float* x, int m, int k, float* w, float* b, int n, float* y, float* wT, ThreadTeam team)
-    {
-        team.For(k, new TransposeBody(w, n, k, wT));
-        TiledProduct.Run(x, k, 1, wT, n, y, n, m, n, k, b, team);
-    }
+    /// <summary>Floats of scratch that <see cref="Forward"/> and <see cref="BackwardInput"/> need for a [n, k] weight.</summary>
+    public static long ScratchFloats(int n, int k) => Math.Max(TiledProduct.PackedFloats(k, n), TiledProduct.PackedFloats(n, k));
 
-    /// <summary>dX[m,k] = dY[m,n]·W[n,k] (overwrites dX).</summary>
-    public static void BackwardInput(float* dy, int m, int n, float* w, int k, float* dx, ThreadTeam team) =>
-        TiledProduct.Run(dy, n, 1, w, k, dx, k, m, k, n, null, team);
+    /// <summary>Y = X·Wᵀ + b. <paramref name="scratch"/> (<see cref="ScratchFloats"/>) takes W as Wᵀ in panels.</summary>
+    public static void Forward(float* x, int m, int k, float* w, float* b, int n, float* y, float* scratch, ThreadTeam team) =>
+        TiledProduct.Run(x, k, 1, w, k, true, y, n, m, n, k, b, team, scratch);
+
+    /// <summary>dX[m,k] = dY[m,n]·W[n,k] (overwrites dX). <paramref name="scratch"/> (<see cref="ScratchFloats"/>) takes W in panels.</summary>
+    public static void BackwardInput(float* dy, int m, int n, float* w, int k, float* dx, float* scratch, ThreadTeam team) =>
+        TiledProduct.Run(dy, n, 1, w, k, false, dx, k, m, k, n, null, team, scratch);
 
     /// <summary>
     /// dW[n,k] = dY[m,n]ᵀ·X[m,k] and db[n] = Σ_m dY[m,n] (both overwritten). With <paramref name="keep"/>
@@ -38,7 +38,7 @@ public static unsafe class DenseLinear
     /// <summary>dW[n,k] = dY[m,n]ᵀ·X[m,k] alone (overwritten), masked as in the overload with db.</summary>
     public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, ThreadTeam team, byte* keep = null) =>
         // A = dYᵀ read in place: row r of A is column r of dY (stride 1 between rows, n along the inner index).
-        TiledProduct.Run(dy, 1, n, x, k, dw, k, n, k, m, null, team, keep);
+        TiledProduct.Run(dy, 1, n, x, k, false, dw, k, n, k, m, null, team, null, keep);
 
     /// <summary>db[n] = Σ_m dY[m,n] (overwritten).</summary>
     public static void BackwardBias(float* dy, int m, int n, float* db, ThreadTeam team) =>
@@ -64,16 +64,6 @@ public static unsafe class DenseLinear
         var va = new Vector<float>(alpha);
         for (; i <= k - vc; i += vc) Vector.Store(Vector.Load(y + i) + va * Vector.Load(x + i), y + i);
         for (; i < k; i++) y[i] += alpha * x[i];
-    }
-
-    /// <summary>wT[k, n] = w[n, k]; one item per row of wT.</summary>
-    readonly struct TransposeBody(float* w, int n, int k, float* wT) : IRangeBody
-    {
-        public void Run(int start, int end, int worker)
-        {
-            for (int i = start; i < end; i++)
-                for (int j = 0; j < n; j++) wT[(long)i * n + j] = w[(long)j * k + i];
-        }
     }
 
     /// <summary>

@@ -30,17 +30,69 @@ public static unsafe class TiledProduct
     /// 1 kept, with row stride ldc), tiles holding no kept element are zeroed without computing, and every
     /// unkept element of C is exactly zero.
     /// </summary>
-    public static void Run(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias, ThreadTeam team, byte* keep = null) =>
-        team.For(Items(rows, cols), new Body(a, aRow, aInner, b, ldb, c, ldc, rows, cols, inner, bias, keep, Isa.Best));
+    /// <remarks>
+    /// B's rows are often 576 or 768 floats apart, a stride that maps a block of B onto a few L1 sets, so B is
+    /// read from contiguous panel copies. With <paramref name="packed"/> (scratch of <see cref="PackedFloats"/>
+    /// floats; for a small B, a weight) all of B is copied once and tiles run panel by panel within a row tile,
+    /// so a row tile's block of A stays in L1 while B's panels stream from L2. Without it (B as large as A, as
+    /// in dW = dYᵀ·X) tiles run row tile by row tile within a panel and each worker copies the block of the
+    /// panel it is on. With <paramref name="bTransposed"/>, B(i, j) = b[j·ldb + i] (a PyTorch-layout weight
+    /// read as Wᵀ), which needs <paramref name="packed"/>; the copy does the transposing.
+    /// </remarks>
+    public static void Run(float* a, long aRow, long aInner, float* b, int ldb, bool bTransposed, float* c, int ldc, int rows, int cols, int inner, float* bias, ThreadTeam team,
+        float* packed = null, byte* keep = null)
+    {
+        if (bTransposed && packed == null) throw new ArgumentException("a transposed B is read through the packed copy", nameof(packed));
+        if (packed != null) team.For((cols + Panel - 1) / Panel, new PackBody(b, ldb, bTransposed, cols, inner, packed));
+        team.For(Items(rows, cols), new Body(a, aRow, aInner, b, ldb, packed, c, ldc, rows, cols, inner, bias, keep, Isa.Best));
+    }
 
-    /// <summary>C = A·B (+ bias) on the calling thread alone, as <see cref="Run"/> computes it (a small product inside another kernel's work item).</summary>
+    /// <summary>Floats of scratch that <see cref="Run"/> needs to copy all of an inner × cols B: whole panels.</summary>
+    public static long PackedFloats(int inner, int cols) => (long)inner * ((cols + Panel - 1) / Panel * Panel);
+
+    /// <summary>C = A·B (+ bias) on the calling thread alone, B row-major and read in place (a small product inside another kernel's work item).</summary>
     public static void RunSerial(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias) =>
-        new Body(a, aRow, aInner, b, ldb, c, ldc, rows, cols, inner, bias, null, Isa.Best).Run(0, Items(rows, cols), 0);
+        new Body(a, aRow, aInner, b, ldb, null, c, ldc, rows, cols, inner, bias, null, Isa.Best, inPlace: true).Run(0, Items(rows, cols), 0);
+
+    /// <summary>Copies B's rows [i0, i1) of columns [c0, c0 + cc) to dst[(i − i0)·panel + j].</summary>
+    static void Pack(float* b, long ldb, bool bTransposed, float* dst, int panel, int c0, int cc, int i0, int i1)
+    {
+        if (bTransposed)
+            for (int j = 0; j < cc; j++)
+            {
+                float* src = b + (long)(c0 + j) * ldb;
+                for (int i = i0; i < i1; i++) dst[(long)(i - i0) * panel + j] = src[i];
+            }
+        else
+            for (int i = i0; i < i1; i++)
+                Buffer.MemoryCopy(b + (long)i * ldb + c0, dst + (long)(i - i0) * panel, cc * sizeof(float), cc * sizeof(float));
+    }
+
+    /// <summary>All of B as panels: panel p at packed + p·inner·Panel, row i of it at + i·Panel. One item per panel.</summary>
+    readonly struct PackBody(float* b, int ldb, bool bTransposed, int cols, int inner, float* packed) : IRangeBody
+    {
+        public void Run(int start, int end, int worker)
+        {
+            for (int p = start; p < end; p++)
+                Pack(b, ldb, bTransposed, packed + (long)p * inner * Panel, Panel, p * Panel, Math.Min(Panel, cols - p * Panel), 0, inner);
+        }
+    }
+
+    /// <summary>This thread's panel buffer (one inner block of one panel, 64-byte aligned), made once per thread.</summary>
+    [ThreadStatic] static float[]? t_panel;
+
+    static float* PanelBuffer()
+    {
+        t_panel ??= GC.AllocateArray<float>(4096 + 16, pinned: true);
+        nint p = (nint)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(t_panel));
+        return (float*)((p + 63) & ~(nint)63);
+    }
 
     /// <summary>Inner elements per block: a block of one panel of B is 16 KiB, half of L1.</summary>
     static int InnerBlock => 4096 / Panel;
 
-    readonly struct Body(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias, byte* keep, SimdWidth width) : IRangeBody
+    /// <summary>The tiles; B is read from <paramref name="packed"/> (all of it), else in place (<paramref name="inPlace"/>), else from a per-worker copy of each block.</summary>
+    readonly struct Body(float* a, long aRow, long aInner, float* b, int ldb, float* packed, float* c, int ldc, int rows, int cols, int inner, float* bias, byte* keep, SimdWidth width, bool inPlace = false) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -54,14 +106,18 @@ public static unsafe class TiledProduct
 
         void Run<TOps, TV>(int start, int end) where TOps : struct, IVec<TV> where TV : struct
         {
-            int rowTiles = (rows + Rows - 1) / Rows, vc = TOps.Count, panel = 2 * vc, block = InnerBlock;
+            int rowTiles = (rows + Rows - 1) / Rows, panels = (cols + Panel - 1) / Panel, vc = TOps.Count, panel = 2 * vc, block = InnerBlock;
+            bool workerCopy = packed == null && !inPlace;
+            float* buffer = workerCopy ? PanelBuffer() : null;
             for (int i0 = 0; i0 < inner; i0 += block)
             {
                 int i1 = Math.Min(inner, i0 + block);
                 bool last = i1 == inner;
+                int copied = -1;   // the panel whose block [i0, i1) is in the buffer
                 for (int item = start; item < end; item++)
                 {
-                    int r0 = item % rowTiles * Rows, c0 = item / rowTiles * panel;
+                    // With all of B packed, panels run fastest (A's rows stay in L1); else row tiles (B's block stays).
+                    int r0 = (packed != null ? item / panels : item % rowTiles) * Rows, c0 = (packed != null ? item % panels : item / rowTiles) * panel;
                     int rr = Math.Min(Rows, rows - r0), cc = Math.Min(panel, cols - c0);
                     if (keep != null && !AnyKept(r0, c0, rr, cc))
                     {
@@ -70,10 +126,24 @@ public static unsafe class TiledProduct
                     }
                     float* ar = a + r0 * aRow, cr = c + (long)r0 * ldc;
                     float* biasAt = last && bias != null ? bias + c0 : null;
+                    // B's panel as the kernels read it: row i at bp + i·ldp (the buffer holds rows i0..i1 only).
+                    float* bp = b + c0;
+                    long ldp = ldb;
+                    if (packed != null)
+                    {
+                        bp = packed + (long)c0 * inner;
+                        ldp = panel;
+                    }
+                    else if (workerCopy)
+                    {
+                        if (copied != c0) { Pack(b, ldb, false, buffer, panel, c0, cc, i0, i1); copied = c0; }
+                        bp = buffer - (long)i0 * panel;
+                        ldp = panel;
+                    }
                     int j = 0;
-                    if (cc == panel) { Tile2<TOps, TV>(ar, aRow, aInner, b + c0, ldb, cr + c0, ldc, rr, i0, i1, biasAt); j = panel; }
-                    else if (cc >= vc) { Tile1<TOps, TV>(ar, aRow, aInner, b + c0, ldb, cr + c0, ldc, rr, i0, i1, biasAt); j = vc; }
-                    if (j < cc) Edge(r0, c0 + j, rr, cc - j, i0, i1, last);
+                    if (cc == panel) { Tile2<TOps, TV>(ar, aRow, aInner, bp, ldp, cr + c0, ldc, rr, i0, i1, biasAt); j = panel; }
+                    else if (cc >= vc) { Tile1<TOps, TV>(ar, aRow, aInner, bp, ldp, cr + c0, ldc, rr, i0, i1, biasAt); j = vc; }
+                    if (j < cc) Edge(r0, c0, j, rr, cc, i0, i1, last, bp, ldp);
                     if (keep != null && last) ApplyMask(r0, c0, rr, cc);
                 }
             }
@@ -97,17 +167,20 @@ public static unsafe class TiledProduct
                 for (int j = c0; j < c0 + cc; j++) if (keep[(long)r * ldc + j] == 0) c[(long)r * ldc + j] = 0;
         }
 
-        /// <summary>The last columns of a panel, narrower than a vector: one element at a time, still in inner order.</summary>
-        void Edge(int r0, int c0, int rr, int cc, int i0, int i1, bool last)
+        /// <summary>
+        /// A panel's columns [c0 + j0, c0 + cc) that are narrower than a vector: one element at a time, still in
+        /// inner order; B's panel row i is at bp + i·ldp.
+        /// </summary>
+        void Edge(int r0, int c0, int j0, int rr, int cc, int i0, int i1, bool last, float* bp, long ldp)
         {
             for (int r = r0; r < r0 + rr; r++)
-                for (int j = c0; j < c0 + cc; j++)
+                for (int j = j0; j < cc; j++)
                 {
-                    float* cj = c + (long)r * ldc + j;
+                    float* cj = c + (long)r * ldc + c0 + j;
                     float s = i0 > 0 ? *cj : 0;
                     float* ar = a + r * aRow;
-                    for (int i = i0; i < i1; i++) s = HardwareFma.MultiplyAdd(ar[i * aInner], b[(long)i * ldb + j], s);
-                    *cj = bias != null && last ? s + bias[j] : s;
+                    for (int i = i0; i < i1; i++) s = HardwareFma.MultiplyAdd(ar[i * aInner], bp[i * ldp + j], s);
+                    *cj = bias != null && last ? s + bias[c0 + j] : s;
                 }
         }
     }
