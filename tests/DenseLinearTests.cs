@@ -28,13 +28,13 @@ public unsafe class DenseLinearTests
         foreach (int threads in new[] { 1, 2, 3 })
         {
             using var team = new ThreadTeam(threads);
-            var y = GC.AllocateArray<float>(m * n, true); var scratch = GC.AllocateArray<float>((int)DenseLinear.ScratchFloats(n, k), true);
+            var y = GC.AllocateArray<float>(m * n, true); var scratch = GC.AllocateArray<float>((int)Math.Max(DenseLinear.ScratchFloats(n, k), DenseLinear.WeightScratchFloats(k)), true);
             var dx = GC.AllocateArray<float>(m * k, true); var dw = GC.AllocateArray<float>(n * k, true); var db = GC.AllocateArray<float>(n, true);
             fixed (float* px = x, pw = w, pb = b, pdy = dy, py = y, pdx = dx, pdw = dw, pdb = db, pscratch = scratch)
             {
                 DenseLinear.Forward(px, m, k, pw, pb, n, py, pscratch, team);
                 DenseLinear.BackwardInput(pdy, m, n, pw, k, pdx, pscratch, team);
-                DenseLinear.BackwardWeights(pdy, m, n, px, k, pdw, pdb, team);
+                DenseLinear.BackwardWeights(pdy, m, n, px, k, pdw, pdb, pscratch, team);
             }
             var refY = new float[m * n]; var refDx = new float[m * k]; var refDw = new float[n * k]; var refDb = new float[n];
             for (int r = 0; r < m; r++)

@@ -75,7 +75,8 @@ public sealed unsafe class DeitBackprop
         int bt = capacity * t;
         _names = Enumerable.Range(0, _c.Depth).Select(BlockNames.Of).ToArray();
         _packed = Buf(_c.Blocks.Select(b => new[] { DenseLinear.ScratchFloats(b.QkvRows, e), DenseLinear.ScratchFloats(e, b.VTotal), DenseLinear.ScratchFloats(b.MlpHidden, e), DenseLinear.ScratchFloats(e, b.MlpHidden) }.Max())
-            .Append(DenseLinear.ScratchFloats(e, _c.PatchDim)).Append(DenseLinear.ScratchFloats(k, e)).Max());
+            .Append(DenseLinear.ScratchFloats(e, _c.PatchDim)).Append(DenseLinear.ScratchFloats(k, e))
+            .Append(DenseLinear.WeightScratchFloats(Math.Max(Math.Max(e, maxV), Math.Max(maxHidden, _c.PatchDim)))).Max());
         _attention = _c.Blocks.Select(b => new AttentionGrad(t, b.QkWidths, b.VWidths, b.AttnScale, team.Threads)).ToArray();
         _tapes = _c.Blocks.Select((b, i) => new BlockTape(bt, e, b.QkvRows, b.VTotal, b.MlpHidden, _attention[i].ProbabilityFloats(capacity))).ToArray();
         _stream = Enumerable.Range(0, _c.Depth + 1).Select(_ => Buf(bt * e)).ToArray();
@@ -226,7 +227,7 @@ public sealed unsafe class DeitBackprop
     void WeightGrad(float* dy, int m, int n, float* x, int k, string weight, string bias)
     {
         long t0 = Start();
-        DenseLinear.BackwardWeights(dy, m, n, x, k, G(weight), _team, Keep(weight));
+        DenseLinear.BackwardWeights(dy, m, n, x, k, G(weight), P(_packed), _team, Keep(weight));
         t0 = Mark(StepPhase.BwdLinearWeight, t0);
         DenseLinear.BackwardBias(dy, m, n, G(bias), _team);
         Mark(StepPhase.BwdLinearBias, t0);

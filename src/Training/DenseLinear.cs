@@ -29,16 +29,19 @@ public static unsafe class DenseLinear
     /// (a pruned weight's [n,k] mask, 1 kept), dW is computed on tiles holding a kept weight only and is
     /// exactly zero on every pruned weight.
     /// </summary>
-    public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, float* db, ThreadTeam team, byte* keep = null)
+    public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, float* db, float* scratch, ThreadTeam team, byte* keep = null)
     {
-        BackwardWeights(dy, m, n, x, k, dw, team, keep);
+        BackwardWeights(dy, m, n, x, k, dw, scratch, team, keep);
         BackwardBias(dy, m, n, db, team);
     }
 
-    /// <summary>dW[n,k] = dY[m,n]ᵀ·X[m,k] alone (overwritten), masked as in the overload with db.</summary>
-    public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, ThreadTeam team, byte* keep = null) =>
+    /// <summary>Floats of scratch that <see cref="BackwardWeights(float*, int, int, float*, int, float*, float*, ThreadTeam, byte*)"/> needs for inputs of width k.</summary>
+    public static long WeightScratchFloats(int k) => TiledProduct.BlockFloats(k);
+
+    /// <summary>dW[n,k] = dY[m,n]ᵀ·X[m,k] alone (overwritten), masked as in the overload with db; <paramref name="scratch"/> of <see cref="WeightScratchFloats"/>.</summary>
+    public static void BackwardWeights(float* dy, int m, int n, float* x, int k, float* dw, float* scratch, ThreadTeam team, byte* keep = null) =>
         // A = dYᵀ read in place: row r of A is column r of dY (stride 1 between rows, n along the inner index).
-        TiledProduct.Run(dy, 1, n, x, k, false, dw, k, n, k, m, null, team, null, keep);
+        TiledProduct.RunBlocked(dy, 1, n, x, k, dw, k, n, k, m, team, scratch, keep);
 
     /// <summary>db[n] = Σ_m dY[m,n] (overwritten).</summary>
     public static void BackwardBias(float* dy, int m, int n, float* db, ThreadTeam team) =>

@@ -47,6 +47,25 @@ public static unsafe class TiledProduct
         team.For(Items(rows, cols), new Body(a, aRow, aInner, b, ldb, packed, c, ldc, rows, cols, inner, bias, keep, Isa.Best));
     }
 
+    /// <summary>
+    /// C = A·B where B is as large as A (dW = dYᵀ·X: inner is batch·tokens): the inner index in blocks, each
+    /// block of B copied once into <paramref name="blockScratch"/> (<see cref="BlockFloats"/>) by the team and
+    /// then all tiles run on it, panels fastest, so a row tile's block of A stays in L1 across all panels.
+    /// Sums run in the same order as <see cref="Run"/>'s: each element over inner blocks in order.
+    /// </summary>
+    public static void RunBlocked(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, ThreadTeam team, float* blockScratch, byte* keep = null)
+    {
+        for (int i0 = 0; i0 < inner; i0 += InnerBlock)
+        {
+            int i1 = Math.Min(inner, i0 + InnerBlock);
+            team.For((cols + Panel - 1) / Panel, new PackBody(b + (long)i0 * ldb, ldb, false, cols, i1 - i0, blockScratch));
+            team.For(Items(rows, cols), new Body(a, aRow, aInner, b, ldb, blockScratch, c, ldc, rows, cols, inner, null, keep, Isa.Best, from: i0, to: i1));
+        }
+    }
+
+    /// <summary>Floats of scratch that <see cref="RunBlocked"/> needs for cols columns.</summary>
+    public static long BlockFloats(int cols) => PackedFloats(InnerBlock, cols);
+
     /// <summary>Floats of scratch that <see cref="Run"/> needs to copy all of an inner × cols B: whole panels.</summary>
     public static long PackedFloats(int inner, int cols) => (long)inner * ((cols + Panel - 1) / Panel * Panel);
 
@@ -91,8 +110,12 @@ public static unsafe class TiledProduct
     /// <summary>Inner elements per block: a block of one panel of B is 16 KiB, half of L1.</summary>
     static int InnerBlock => 4096 / Panel;
 
-    /// <summary>The tiles; B is read from <paramref name="packed"/> (all of it), else in place (<paramref name="inPlace"/>), else from a per-worker copy of each block.</summary>
-    readonly struct Body(float* a, long aRow, long aInner, float* b, int ldb, float* packed, float* c, int ldc, int rows, int cols, int inner, float* bias, byte* keep, SimdWidth width, bool inPlace = false) : IRangeBody
+    /// <summary>
+    /// The tiles over inner [from, to) (to = 0: all of it); B is read from <paramref name="packed"/> (B's rows
+    /// [from, to) in panels), else in place (<paramref name="inPlace"/>), else from a per-worker copy of each block.
+    /// </summary>
+    readonly struct Body(float* a, long aRow, long aInner, float* b, int ldb, float* packed, float* c, int ldc, int rows, int cols, int inner, float* bias, byte* keep, SimdWidth width,
+        bool inPlace = false, int from = 0, int to = 0) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -109,9 +132,10 @@ public static unsafe class TiledProduct
             int rowTiles = (rows + Rows - 1) / Rows, panels = (cols + Panel - 1) / Panel, vc = TOps.Count, panel = 2 * vc, block = InnerBlock;
             bool workerCopy = packed == null && !inPlace;
             float* buffer = workerCopy ? PanelBuffer() : null;
-            for (int i0 = 0; i0 < inner; i0 += block)
+            int end1 = to == 0 ? inner : to, packedRows = end1 - from;
+            for (int i0 = from; i0 < end1; i0 += block)
             {
-                int i1 = Math.Min(inner, i0 + block);
+                int i1 = Math.Min(end1, i0 + block);
                 bool last = i1 == inner;
                 int copied = -1;   // the panel whose block [i0, i1) is in the buffer
                 for (int item = start; item < end; item++)
@@ -131,7 +155,7 @@ public static unsafe class TiledProduct
                     long ldp = ldb;
                     if (packed != null)
                     {
-                        bp = packed + (long)c0 * inner;
+                        bp = packed + (long)c0 * packedRows - (long)from * panel;
                         ldp = panel;
                     }
                     else if (workerCopy)
