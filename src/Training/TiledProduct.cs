@@ -9,10 +9,9 @@ namespace VitSparse.Training;
 /// A(r, i) = a[r·aRow + i·aInner] (so Aᵀ reads in place) and B row-major [inner, ldb]. One work item is a tile
 /// of <see cref="Rows"/> rows × one panel of two vectors of columns (the machine's best width), computed in a
 /// 12-accumulator micro-kernel; the last columns of a panel take a one-vector kernel and then a scalar loop.
-/// The inner index runs in blocks (outermost, so a block of B's panel stays in L1 while a worker's tiles pass
-/// over it); partial sums wait in C between blocks, so every element still sums in plain inner order. The
-/// tiling depends on the vector width only, never on the team, so results are bit-identical for any thread
-/// count.
+/// The inner index runs in blocks (outermost); partial sums wait in C between blocks, so every element still
+/// sums in plain inner order. The tiling depends on the vector width only, never on the team, so results are
+/// bit-identical for any thread count.
 /// </summary>
 public static unsafe class TiledProduct
 {
@@ -71,7 +70,7 @@ public static unsafe class TiledProduct
 
     /// <summary>C = A·B (+ bias) on the calling thread alone, B row-major and read in place (a small product inside another kernel's work item).</summary>
     public static void RunSerial(float* a, long aRow, long aInner, float* b, int ldb, float* c, int ldc, int rows, int cols, int inner, float* bias) =>
-        new Body(a, aRow, aInner, b, ldb, null, c, ldc, rows, cols, inner, bias, null, Isa.Best, inPlace: true).Run(0, Items(rows, cols), 0);
+        new Body(a, aRow, aInner, b, ldb, null, c, ldc, rows, cols, inner, bias, null, Isa.Best).Run(0, Items(rows, cols), 0);
 
     /// <summary>Copies B's rows [i0, i1) of columns [c0, c0 + cc) to dst[(i − i0)·panel + j].</summary>
     static void Pack(float* b, long ldb, bool bTransposed, float* dst, int panel, int c0, int cc, int i0, int i1)
@@ -97,25 +96,15 @@ public static unsafe class TiledProduct
         }
     }
 
-    /// <summary>This thread's panel buffer (one inner block of one panel, 64-byte aligned), made once per thread.</summary>
-    [ThreadStatic] static float[]? t_panel;
-
-    static float* PanelBuffer()
-    {
-        t_panel ??= GC.AllocateArray<float>(4096 + 16, pinned: true);
-        nint p = (nint)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(t_panel));
-        return (float*)((p + 63) & ~(nint)63);
-    }
-
     /// <summary>Inner elements per block: a block of one panel of B is 16 KiB, half of L1.</summary>
     static int InnerBlock => 4096 / Panel;
 
     /// <summary>
     /// The tiles over inner [from, to) (to = 0: all of it); B is read from <paramref name="packed"/> (B's rows
-    /// [from, to) in panels), else in place (<paramref name="inPlace"/>), else from a per-worker copy of each block.
+    /// [from, to) in panels, tiles panel-fastest), else in place (tiles row-tile-fastest).
     /// </summary>
     readonly struct Body(float* a, long aRow, long aInner, float* b, int ldb, float* packed, float* c, int ldc, int rows, int cols, int inner, float* bias, byte* keep, SimdWidth width,
-        bool inPlace = false, int from = 0, int to = 0) : IRangeBody
+        int from = 0, int to = 0) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -130,14 +119,11 @@ public static unsafe class TiledProduct
         void Run<TOps, TV>(int start, int end) where TOps : struct, IVec<TV> where TV : struct
         {
             int rowTiles = (rows + Rows - 1) / Rows, panels = (cols + Panel - 1) / Panel, vc = TOps.Count, panel = 2 * vc, block = InnerBlock;
-            bool workerCopy = packed == null && !inPlace;
-            float* buffer = workerCopy ? PanelBuffer() : null;
             int end1 = to == 0 ? inner : to, packedRows = end1 - from;
             for (int i0 = from; i0 < end1; i0 += block)
             {
                 int i1 = Math.Min(end1, i0 + block);
                 bool last = i1 == inner;
-                int copied = -1;   // the panel whose block [i0, i1) is in the buffer
                 for (int item = start; item < end; item++)
                 {
                     // With all of B packed, panels run fastest (A's rows stay in L1); else row tiles (B's block stays).
@@ -150,18 +136,12 @@ public static unsafe class TiledProduct
                     }
                     float* ar = a + r0 * aRow, cr = c + (long)r0 * ldc;
                     float* biasAt = last && bias != null ? bias + c0 : null;
-                    // B's panel as the kernels read it: row i at bp + i·ldp (the buffer holds rows i0..i1 only).
+                    // B's panel as the kernels read it: row i at bp + i·ldp (the packed copy holds rows [from, to) only).
                     float* bp = b + c0;
                     long ldp = ldb;
                     if (packed != null)
                     {
                         bp = packed + (long)c0 * packedRows - (long)from * panel;
-                        ldp = panel;
-                    }
-                    else if (workerCopy)
-                    {
-                        if (copied != c0) { Pack(b, ldb, false, buffer, panel, c0, cc, i0, i1); copied = c0; }
-                        bp = buffer - (long)i0 * panel;
                         ldp = panel;
                     }
                     int j = 0;
