@@ -70,6 +70,22 @@ public class SparseKernelTests
             }
     }
 
+    [Fact]
+    public void Bsr_takes_the_panel_engine_only_where_two_vectors_tile_the_block_height()
+    {
+        Assert.Equal(SimdWidth.V512, BsrLinear.PanelWidth(32, SimdWidth.V512));
+        Assert.Equal(SimdWidth.V512, BsrLinear.PanelWidth(64, SimdWidth.V512));
+        Assert.Equal(SimdWidth.V256, BsrLinear.PanelWidth(16, SimdWidth.V256));
+        Assert.Equal(SimdWidth.V128, BsrLinear.PanelWidth(8, SimdWidth.V128));
+        Assert.Null(BsrLinear.PanelWidth(8, SimdWidth.V256));
+        Assert.Null(BsrLinear.PanelWidth(3, SimdWidth.V128));
+        // 16-row blocks at 512 bits: a 256-bit panel only where that costs no FLOP rate (Zen 4), else feature-major.
+        Assert.Equal(Isa.Fma512IsHalfRate ? SimdWidth.V256 : null, BsrLinear.PanelWidth(16, SimdWidth.V512));
+        var w = BlockMasked(40, 300, 16, 16, 0.5, 4);
+        if (Isa.Best == SimdWidth.V512)
+            Assert.Equal(Isa.Fma512IsHalfRate ? SimdWidth.V256 : SimdWidth.V512, BsrLinear.FromDense(w, 40, 300, 16, 16, []).Width);
+    }
+
     [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
     public void Unstructured_equals_the_dense_layer_with_the_same_zeros(SimdWidth width)
     {

@@ -15,8 +15,14 @@ namespace VitSparse.Bench.Suites;
 /// </summary>
 public static class KernelSuite
 {
-    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false)
+    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false, int? sparseRounds = null)
     {
+        if (sparseRounds is int r)
+        {
+            if (r < 1) { Console.Error.WriteLine($"error: --rounds must be at least 1, got {r}"); return 2; }
+            stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(r), r));
+            return 0;
+        }
         var inv = CultureInfo.InvariantCulture;
         var widths = new[] { SimdWidth.V512, SimdWidth.V256, SimdWidth.V128 }
             .Where(w => w switch

@@ -10,7 +10,7 @@ using VitSparse.Training;
 namespace VitSparse.Cli;
 
 /// <summary>
-/// `vitsparse finetune`: trains a (pruned) DeiT on labelled images with AdamW, optionally distilling from a
+/// `vitsparse finetune`: trains a (pruned) DeiT or Swin on labelled images with AdamW, optionally distilling from a
 /// dense teacher, keeping every pruned structure (ragged widths, sparse patterns) as it is. After each epoch:
 /// validation accuracy, then an atomic checkpoint (for --resume) and the model in our compact format.
 /// </summary>
@@ -86,26 +86,29 @@ static class FinetuneCommand
             string ckptPath = outputs.Add("--checkpoint", pr.GetValue(checkpoint) ?? outPath + ".ckpt");
             if (Path.GetFullPath(weightsPath) == Path.GetFullPath(outPath)) throw new InputException("--output", $"{outPath} is the --weights file; write the fine-tuned model elsewhere");
 
+            Classifier.CheckArch(pr.GetValue(CliApp.ArchOption));
             var parameters = ParameterSet.Load(weightsPath, pr.GetValue(CliApp.ArchOption));
-            var c = parameters.Config;
+            var c = parameters.Model;
             string[]? classNames;
             using (var file = new SafeTensorsFile(weightsPath)) classNames = ClassNames.FromMetadata(file, c.NumClasses);
             string origin = TrainingCheckpoint.Fingerprint(parameters);
-            InferenceSession? teacherSession = null;
+            Classifier? teacherModel = null;
             try
             {
+                FineTuner.Teacher? teacherRun = null;
                 if (teacherPath != null)
                 {
-                    var tm = VitModel.Load(teacherPath, new LoadOptions { Warn = stderr.WriteLine });
-                    CheckTeacher(tm.Config, c, teacherPath);
-                    teacherSession = new InferenceSession(tm, thr);
+                    // Either family teaches either family: only classes and input shape must agree.
+                    teacherModel = Classifier.Open(Weights.Check(teacherPath, null, "--teacher"), new LoadOptions { Warn = stderr.WriteLine }, thr);
+                    CheckTeacher(teacherModel.Config, c, teacherPath);
+                    teacherRun = new FineTuner.Teacher(teacherModel.Config, teacherModel.Run);
                 }
                 var train = Read(idxFiles, npyFiles, dir, c, lim, idxFiles.Length > 0 ? "--idx" : npyFiles.Length > 0 ? "--npy" : "--data", stderr);
                 var valSet = valArgs.Length == 0 ? null
                     : Read(valArgs.Length == 2 && !IsNpy(valArgs[0]) ? valArgs : [], valArgs.Length == 2 && IsNpy(valArgs[0]) ? valArgs : [],
                         valArgs.Length == 1 ? valArgs[0] : null, c, vlim, "--val", stderr);
                 using var team = new VitSparse.Kernels.ThreadTeam(thr);
-                var tuner = new FineTuner(parameters, settings, train, teacherSession, team);
+                var tuner = new FineTuner(parameters, settings, train, team, teacherRun);
                 string settingsText = $"lr {settings.Lr:g4}, min-lr {settings.MinLr:g4}, warmup {settings.WarmupEpochs:g4} epochs, batch {settings.Batch}, wd {settings.WeightDecay:g4}, clip {settings.ClipNorm:g4}, " +
                     $"label smoothing {settings.LabelSmoothing:g4}, distill {(soft ? $"soft α {settings.DistillAlpha:g4} τ {settings.Temperature:g4}" : "none")}, ema {settings.EmaDecay:g4}, flip {settings.Flip}, seed {settings.Seed}";
                 if (resumePath != null)
@@ -141,14 +144,14 @@ static class FinetuneCommand
                 }
                 return 0;
             }
-            finally { teacherSession?.Dispose(); }
+            finally { teacherModel?.Dispose(); }
         }));
         return cmd;
     }
 
     static bool IsNpy(string path) => path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase);
 
-    static void CheckTeacher(VitConfig tc, VitConfig student, string path)
+    static void CheckTeacher(IImageModelConfig tc, IImageModelConfig student, string path)
     {
         if (tc.NumClasses != student.NumClasses)
             throw new InputException("--teacher", $"{path} has {tc.NumClasses} classes, the model has {student.NumClasses}");
@@ -156,7 +159,7 @@ static class FinetuneCommand
             throw new InputException("--teacher", $"{path} takes {tc.InChannels}×{tc.ImageSize}×{tc.ImageSize} images, the model takes {student.InChannels}×{student.ImageSize}×{student.ImageSize}");
     }
 
-    static LabelledArrays Read(string[] idxFiles, string[] npyFiles, string? dir, VitConfig c, int limit, string argument, TextWriter stderr)
+    static LabelledArrays Read(string[] idxFiles, string[] npyFiles, string? dir, IImageModelConfig c, int limit, string argument, TextWriter stderr)
     {
         using ILabelledImages set = dir != null ? new FolderImages(dir, c, null, limit, false, stderr.WriteLine)
             : idxFiles.Length > 0 ? new IdxImages(idxFiles[0], idxFiles[1], c, limit)
@@ -166,6 +169,12 @@ static class FinetuneCommand
 
     static double Validate(ParameterSet weights, LabelledArrays set, int batch, int threads)
     {
+        if (weights.Swin is { } swin)
+        {
+            using var swinSession = new SwinSession(SwinModel.FromSource(weights, swin), threads);
+            set.Reset();
+            return Evaluation.Run(swinSession, set, batch).Top1;
+        }
         var model = VitModel.FromSource(weights, weights.Config);
         using var session = new InferenceSession(model, threads);
         set.Reset();
@@ -178,8 +187,9 @@ static class FinetuneCommand
         var layouts = new Dictionary<string, StoredLayout>(StringComparer.Ordinal);
         foreach (var (name, mask) in masks)
             if (mask.Stored != null) layouts[name] = mask.Stored;
-        VitModel.Save(path, weights.Config, weights, classNames: classNames, sparse: layouts,
-            metadata: new Dictionary<string, string> { ["vitsparse.finetune"] = $"{epochs} epochs; {settingsText}" });
+        var metadata = new Dictionary<string, string> { ["vitsparse.finetune"] = $"{epochs} epochs; {settingsText}" };
+        if (weights.Swin is { } swin) SwinFile.Save(path, swin, weights, classNames: classNames, metadata: metadata, sparse: layouts);
+        else VitModel.Save(path, weights.Config, weights, classNames: classNames, sparse: layouts, metadata: metadata);
     }
 
     static EpochResult? RunEpoch(TextWriter stdout, FineTuner tuner, int epochs, Interrupt interrupt)

@@ -15,7 +15,7 @@ static class GradCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var weights = new Option<string>("--weights") { Description = "model .safetensors (VitSparse compact or timm DeiT)", Required = true };
+        var weights = new Option<string>("--weights") { Description = "model .safetensors (VitSparse compact, timm DeiT or timm Swin)", Required = true };
         var input = new Option<string>("--input") { Description = "float32 NCHW .npy of preprocessed images", Required = true };
         var labels = new Option<string?>("--labels") { Description = "int32/int64 .npy of class indices, one per image (--loss ce)" };
         var loss = new Option<string>("--loss") { Description = "ce (cross-entropy), kl (soft distillation), mse (to teacher logits), sq (mean of logits²)", Required = true };
@@ -43,8 +43,9 @@ static class GradCommand
             string outPath = pr.GetValue(output)!;
             EnsureWritable(outPath, "--output");
 
+            Classifier.CheckArch(pr.GetValue(CliApp.ArchOption));
             var parameters = ParameterSet.Load(pr.GetValue(weights)!, pr.GetValue(CliApp.ArchOption));
-            var c = parameters.Config;
+            var c = parameters.Model;
             string inputPath = pr.GetValue(input)!;
             var x = Npy.Read(inputPath);
             int batch = x.RequireImages(c, "--input", inputPath);
@@ -52,7 +53,7 @@ static class GradCommand
             float[] teacherLogits = teacherPath != null ? TeacherLogits(teacherPath, c, x.Data, batch, t, stderr) : [];
 
             using var team = new VitSparse.Kernels.ThreadTeam(t);
-            var backprop = new DeitBackprop(parameters, batch, team);
+            var backprop = IBackprop.For(parameters, batch, team);
             var logits = new float[batch * c.NumClasses];
             var dLogits = new float[logits.Length];
             backprop.Forward(x.Data, batch, logits);
@@ -85,18 +86,18 @@ static class GradCommand
     }
 
     /// <summary>The teacher's logits on the same batch; its classes and input shape must match the student's.</summary>
-    static float[] TeacherLogits(string path, VitConfig student, float[] images, int batch, int threads, TextWriter stderr)
+    static float[] TeacherLogits(string path, IImageModelConfig student, float[] images, int batch, int threads, TextWriter stderr)
     {
         // --arch describes the model, not the teacher: a teacher without our metadata is inferred from its shapes.
-        var model = VitModel.Load(path, new LoadOptions { Warn = stderr.WriteLine });
+        // Either family teaches either family; only classes and input shape must agree.
+        using var model = Classifier.Open(Weights.Check(path, null, "--teacher"), new LoadOptions { Warn = stderr.WriteLine }, threads);
         var tc = model.Config;
         if (tc.NumClasses != student.NumClasses)
             throw new InputException("--teacher", $"{path} has {tc.NumClasses} classes, the model has {student.NumClasses}");
         if (tc.ImageSize != student.ImageSize || tc.InChannels != student.InChannels)
             throw new InputException("--teacher", $"{path} takes {tc.InChannels}×{tc.ImageSize}×{tc.ImageSize} images, the model takes {student.InChannels}×{student.ImageSize}×{student.ImageSize}");
         var logits = new float[batch * tc.NumClasses];
-        using var session = new InferenceSession(model, threads);
-        session.Run(images, batch, logits);
+        model.Run(images, batch, logits);
         return logits;
     }
 

@@ -100,10 +100,10 @@ sealed class Weights
         return (ClassNames.Indices(classes), "class indices");
     }
 
-    /// <summary>The commands that need a DeiT (pruning, gradients, fidelity) say so for a Swin instead of failing on its tensors.</summary>
+    /// <summary>The commands that need a DeiT (pruning, fidelity) say so for a Swin instead of failing on its tensors.</summary>
     void RefuseSwin()
     {
-        if (IsSwin) throw new InputException("--weights", $"{Spec} is a Swin; this command takes a DeiT (a Swin runs in infer, inspect, eval and bench)");
+        if (IsSwin) throw new InputException("--weights", $"{Spec} is a Swin; this command takes a DeiT (a Swin runs in infer, inspect, eval, bench, grad and finetune)");
     }
 
     void WarnIfArchIgnored(LoadOptions options)

@@ -32,24 +32,40 @@ internal static class MicroKernel
     public static void RunNarrow<TOps, TV>(int rows, ref float a, int lda, ref float b, int k, ref float tile, int ldc)
         where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C1>(rows, ref a, lda, ref b, k, ref tile, false, ldc);
 
+    /// <summary>
+    /// A tile over runs of K: runs holds (first column, length) pairs, and B holds the packed rows of every run
+    /// one after another, so the columns a run skips cost nothing (block-sparse weights: a run is a stretch of
+    /// kept blocks). The accumulators stay in registers from the first run to the last.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Run<TOps, TV, TC>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int ldc)
+    public static unsafe void RunRuns<TOps, TV>(int rows, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
+        where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C2>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Run<TOps, TV, TC>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int ldc)
+        where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows => Run<TOps, TV, TC>(rows, ref a, lda, ref b, k, null, 1, ref tile, accumulate, ldc);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Run<TOps, TV, TC>(int rows, ref float a, int lda, ref float b, int k, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
         where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows
     {
         switch (rows)
         {
-            case 6: Tile<TOps, TV, R6, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 5: Tile<TOps, TV, R5, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 4: Tile<TOps, TV, R4, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 3: Tile<TOps, TV, R3, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            case 2: Tile<TOps, TV, R2, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
-            default: Tile<TOps, TV, R1, TC>(ref a, lda, ref b, k, ref tile, accumulate, ldc); break;
+            case 6: Tile<TOps, TV, R6, TC>(ref a, lda, ref b, k, runs, runCount, ref tile, accumulate, ldc); break;
+            case 5: Tile<TOps, TV, R5, TC>(ref a, lda, ref b, k, runs, runCount, ref tile, accumulate, ldc); break;
+            case 4: Tile<TOps, TV, R4, TC>(ref a, lda, ref b, k, runs, runCount, ref tile, accumulate, ldc); break;
+            case 3: Tile<TOps, TV, R3, TC>(ref a, lda, ref b, k, runs, runCount, ref tile, accumulate, ldc); break;
+            case 2: Tile<TOps, TV, R2, TC>(ref a, lda, ref b, k, runs, runCount, ref tile, accumulate, ldc); break;
+            default: Tile<TOps, TV, R1, TC>(ref a, lda, ref b, k, runs, runCount, ref tile, accumulate, ldc); break;
         }
     }
 
-    /// <summary>tile = A·B (or tile += A·B when <paramref name="accumulate"/>, for K split into cache-sized blocks); tile rows are <paramref name="nr"/> floats apart.</summary>
+    /// <summary>
+    /// tile = A·B (or tile += A·B when <paramref name="accumulate"/>, for K split into cache-sized blocks); tile rows are
+    /// <paramref name="nr"/> floats apart. A's columns are [0, k) when <paramref name="runs"/> is null, else the runs'.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile<TOps, TV, TR, TC>(ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int nr)
+    static unsafe void Tile<TOps, TV, TR, TC>(ref float a0, int lda, ref float b, int k, int* runs, int runCount, ref float tile, bool accumulate, int nr)
         where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows where TC : struct, IRows
     {
         int vc = TOps.Count;
@@ -64,22 +80,27 @@ internal static class MicroKernel
             if (TR.Value > 4) { c40 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr)); if (TC.Value > 1) c41 = TOps.Load(ref Unsafe.Add(ref tile, 4 * nr + vc)); }
             if (TR.Value > 5) { c50 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr)); if (TC.Value > 1) c51 = TOps.Load(ref Unsafe.Add(ref tile, 5 * nr + vc)); }
         }
-        ref float a1 = ref Unsafe.Add(ref a, TR.Value > 1 ? lda : 0);
-        ref float a2 = ref Unsafe.Add(ref a, TR.Value > 2 ? 2 * lda : 0);
-        ref float a3 = ref Unsafe.Add(ref a, TR.Value > 3 ? 3 * lda : 0);
-        ref float a4 = ref Unsafe.Add(ref a, TR.Value > 4 ? 4 * lda : 0);
-        ref float a5 = ref Unsafe.Add(ref a, TR.Value > 5 ? 5 * lda : 0);
-        for (int p = 0; p < k; p++)
+        for (int run = 0; run < runCount; run++)
         {
-            TV b0 = TOps.Load(ref b), b1 = TC.Value > 1 ? TOps.Load(ref Unsafe.Add(ref b, vc)) : b0;
-            b = ref Unsafe.Add(ref b, TC.Value * vc);
-            TV x = TOps.Broadcast(Unsafe.Add(ref a, p));
-            c00 = TOps.Fma(x, b0, c00); if (TC.Value > 1) c01 = TOps.Fma(x, b1, c01);
-            if (TR.Value > 1) { x = TOps.Broadcast(Unsafe.Add(ref a1, p)); c10 = TOps.Fma(x, b0, c10); if (TC.Value > 1) c11 = TOps.Fma(x, b1, c11); }
-            if (TR.Value > 2) { x = TOps.Broadcast(Unsafe.Add(ref a2, p)); c20 = TOps.Fma(x, b0, c20); if (TC.Value > 1) c21 = TOps.Fma(x, b1, c21); }
-            if (TR.Value > 3) { x = TOps.Broadcast(Unsafe.Add(ref a3, p)); c30 = TOps.Fma(x, b0, c30); if (TC.Value > 1) c31 = TOps.Fma(x, b1, c31); }
-            if (TR.Value > 4) { x = TOps.Broadcast(Unsafe.Add(ref a4, p)); c40 = TOps.Fma(x, b0, c40); if (TC.Value > 1) c41 = TOps.Fma(x, b1, c41); }
-            if (TR.Value > 5) { x = TOps.Broadcast(Unsafe.Add(ref a5, p)); c50 = TOps.Fma(x, b0, c50); if (TC.Value > 1) c51 = TOps.Fma(x, b1, c51); }
+            ref float a = ref runs == null ? ref a0 : ref Unsafe.Add(ref a0, runs[2 * run]);
+            if (runs != null) k = runs[2 * run + 1];
+            ref float a1 = ref Unsafe.Add(ref a, TR.Value > 1 ? lda : 0);
+            ref float a2 = ref Unsafe.Add(ref a, TR.Value > 2 ? 2 * lda : 0);
+            ref float a3 = ref Unsafe.Add(ref a, TR.Value > 3 ? 3 * lda : 0);
+            ref float a4 = ref Unsafe.Add(ref a, TR.Value > 4 ? 4 * lda : 0);
+            ref float a5 = ref Unsafe.Add(ref a, TR.Value > 5 ? 5 * lda : 0);
+            for (int p = 0; p < k; p++)
+            {
+                TV b0 = TOps.Load(ref b), b1 = TC.Value > 1 ? TOps.Load(ref Unsafe.Add(ref b, vc)) : b0;
+                b = ref Unsafe.Add(ref b, TC.Value * vc);
+                TV x = TOps.Broadcast(Unsafe.Add(ref a, p));
+                c00 = TOps.Fma(x, b0, c00); if (TC.Value > 1) c01 = TOps.Fma(x, b1, c01);
+                if (TR.Value > 1) { x = TOps.Broadcast(Unsafe.Add(ref a1, p)); c10 = TOps.Fma(x, b0, c10); if (TC.Value > 1) c11 = TOps.Fma(x, b1, c11); }
+                if (TR.Value > 2) { x = TOps.Broadcast(Unsafe.Add(ref a2, p)); c20 = TOps.Fma(x, b0, c20); if (TC.Value > 1) c21 = TOps.Fma(x, b1, c21); }
+                if (TR.Value > 3) { x = TOps.Broadcast(Unsafe.Add(ref a3, p)); c30 = TOps.Fma(x, b0, c30); if (TC.Value > 1) c31 = TOps.Fma(x, b1, c31); }
+                if (TR.Value > 4) { x = TOps.Broadcast(Unsafe.Add(ref a4, p)); c40 = TOps.Fma(x, b0, c40); if (TC.Value > 1) c41 = TOps.Fma(x, b1, c41); }
+                if (TR.Value > 5) { x = TOps.Broadcast(Unsafe.Add(ref a5, p)); c50 = TOps.Fma(x, b0, c50); if (TC.Value > 1) c51 = TOps.Fma(x, b1, c51); }
+            }
         }
         TOps.Store(ref tile, c00); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, vc), c01);
         if (TR.Value > 1) { TOps.Store(ref Unsafe.Add(ref tile, nr), c10); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, nr + vc), c11); }

@@ -48,8 +48,8 @@ public sealed class AdamW
     {
         _parameters = parameters;
         _s = settings.Validate();
-        _m = ParameterSet.Zeros(parameters.Config);
-        _v = ParameterSet.Zeros(parameters.Config);
+        _m = ParameterSet.ZerosLike(parameters);
+        _v = ParameterSet.ZerosLike(parameters);
     }
 
     /// <summary>Whether a tensor gets weight decay: linear and patch-embedding weights, not norms, biases, tokens or pos_embed.</summary>

@@ -12,7 +12,7 @@ public sealed record EpochResult(int Epoch, long Steps, int Images, double Loss,
 public readonly record struct StepProgress(int Epoch, int Images, int TotalImages, double Loss, double Accuracy, double ImagesPerSecond);
 
 /// <summary>
-/// Fine-tuning of a (pruned) DeiT held in a <see cref="ParameterSet"/>: each step runs the forward and backward
+/// Fine-tuning of a (pruned) DeiT or Swin held in a <see cref="ParameterSet"/> (the family's <see cref="IBackprop"/>): each step runs the forward and backward
 /// pass on a batch, the loss (cross-entropy with label smoothing, plus soft distillation to a teacher's logits
 /// on the same images), and one AdamW step at the scheduled learning rate. Pruned structure is kept: the
 /// ragged widths are the parameter shapes, and masked weights get zero gradients (<see cref="WeightMask"/>).
@@ -25,8 +25,8 @@ public sealed class FineTuner
     readonly ParameterSet _p;
     readonly FineTuneSettings _s;
     readonly LabelledArrays _train;
-    readonly InferenceSession? _teacher;
-    readonly DeitBackprop _bp;
+    readonly Teacher? _teacher;
+    readonly IBackprop _bp;
     readonly LossSpec _ce, _kd;
     readonly float[] _images, _logits, _teacherLogits, _dLogits, _dDistill;
     readonly int[] _labels, _order;
@@ -44,11 +44,21 @@ public sealed class FineTuner
     /// <summary>The weights to evaluate and save: the moving average when there is one.</summary>
     public ParameterSet Result => Ema ?? _p;
 
+    /// <summary>A model whose logits soft distillation follows: its config and how it runs a batch (either family).</summary>
+    public sealed record Teacher(IImageModelConfig Config, TeacherRun Run);
+
+    /// <summary>Runs [batch, C, H, W] images to [batch, classes] logits.</summary>
+    public delegate void TeacherRun(ReadOnlySpan<float> images, int batch, Span<float> logits);
+
     public FineTuner(ParameterSet parameters, FineTuneSettings settings, LabelledArrays train, InferenceSession? teacher, ThreadTeam team)
+        : this(parameters, settings, train, team, teacher == null ? null : new Teacher(teacher.Config, teacher.Run)) { }
+
+    /// <summary>A run distilling from <paramref name="teacher"/> (a model of either family), or without one when null.</summary>
+    public FineTuner(ParameterSet parameters, FineTuneSettings settings, LabelledArrays train, ThreadTeam team, Teacher? teacher)
     {
         _s = settings.Validate();
         _p = parameters;
-        var c = parameters.Config;
+        var c = parameters.Model;
         if (settings.Distill && teacher == null) throw new InputException("--teacher", "soft distillation needs a teacher model");
         if (teacher != null)
         {
@@ -62,7 +72,7 @@ public sealed class FineTuner
         _k = c.NumClasses;
         _elements = c.ImageElements;
         int batch = Math.Min(settings.Batch, train.Count);
-        _bp = new DeitBackprop(parameters, batch, team);
+        _bp = IBackprop.For(parameters, batch, team);
         _ce = new LossSpec(LossKind.CrossEntropy, settings.LabelSmoothing);
         _kd = new LossSpec(LossKind.Distillation, 0, settings.Temperature);
         _images = new float[(long)batch * _elements];
@@ -76,7 +86,7 @@ public sealed class FineTuner
         Optimizer = new AdamW(parameters, new AdamWSettings(WeightDecay: settings.WeightDecay, ClipNorm: settings.ClipNorm));
         if (settings.EmaDecay > 0)
         {
-            Ema = ParameterSet.Zeros(c);
+            Ema = ParameterSet.ZerosLike(parameters);
             foreach (var name in parameters.Names) parameters[name].CopyTo(Ema[name], 0);
         }
     }
@@ -191,7 +201,7 @@ public sealed class FineTuner
     {
         var all = _train.Images;
         var labels = _train.Labels;
-        var c = _p.Config;
+        var c = _p.Model;
         int side = c.ImageSize, planes = c.InChannels;
         for (int i = 0; i < b; i++)
         {

@@ -34,7 +34,7 @@ public sealed class LabelledArrays : ILabelledImages
     }
 
     /// <summary>Reads a whole source into memory; <paramref name="argument"/> names it in errors.</summary>
-    public static LabelledArrays ReadAll(ILabelledImages source, VitConfig config, string argument)
+    public static LabelledArrays ReadAll(ILabelledImages source, IImageModelConfig config, string argument)
     {
         int n = source.Count, e = config.ImageElements;
         if (n < 1) throw new InputException(argument, $"{source.Description} holds no images");
@@ -48,7 +48,7 @@ public sealed class LabelledArrays : ILabelledImages
     }
 
     /// <summary>A set over arrays the caller made (tests, bench); labels checked against the model's classes.</summary>
-    public static LabelledArrays From(string description, float[] images, int[] labels, int count, VitConfig config, string argument)
+    public static LabelledArrays From(string description, float[] images, int[] labels, int count, IImageModelConfig config, string argument)
     {
         if (count < 1) throw new InputException(argument, $"{description} holds no images");
         if (labels.Length < count || images.Length < (long)count * config.ImageElements)

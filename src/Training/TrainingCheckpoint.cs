@@ -33,6 +33,13 @@ public static class TrainingCheckpoint
         return h.ToString("x16", CultureInfo.InvariantCulture);
     }
 
+    /// <summary>The architecture name of a config JSON of either family, for messages.</summary>
+    static string ConfigName(string json)
+    {
+        try { return SwinConfig.IsSwinJson(json) ? SwinConfig.FromJson(json).Name : VitConfig.FromJson(json).Name; }
+        catch (ModelException) { return "an unreadable config"; }
+    }
+
     /// <summary>Writes the state atomically (a crash or Ctrl-C during the write leaves the previous checkpoint).</summary>
     public static void Save(string path, string origin, FineTuner tuner, ParameterSet parameters, string settingsText)
     {
@@ -49,7 +56,7 @@ public static class TrainingCheckpoint
         SafeTensorsWriter.Write(path, tensors, new Dictionary<string, string>
         {
             [Kind] = "1",
-            [VitConfig.MetadataKey] = parameters.Config.ToJson(),
+            [VitConfig.MetadataKey] = parameters.Model.ToJson(),
             [Origin] = origin,
             [Epochs] = tuner.EpochsDone.ToString(inv),
             [Steps] = tuner.Optimizer.Steps.ToString(inv),
@@ -65,10 +72,10 @@ public static class TrainingCheckpoint
     {
         using var file = new SafeTensorsFile(path);
         if (!file.Metadata.ContainsKey(Kind)) throw new InputException("--resume", $"{path} is not a finetune checkpoint (no '{Kind}' metadata)");
-        var config = parameters.Config;
+        var config = parameters.Model;
         if (!file.Metadata.TryGetValue(VitConfig.MetadataKey, out var json) || json != config.ToJson())
         {
-            string other = file.Metadata.TryGetValue(VitConfig.MetadataKey, out var j) ? VitConfig.FromJson(j).Name : "an unknown model";
+            string other = file.Metadata.TryGetValue(VitConfig.MetadataKey, out var j) ? ConfigName(j) : "an unknown model";
             throw new InputException("--resume", $"{path} is a checkpoint of {other} with another architecture, not of '{config.Name}' given by --weights");
         }
         if (!file.Metadata.TryGetValue(Origin, out var o) || o != origin)
