@@ -176,4 +176,95 @@ public class SparseKernelTests
         Bad("one per column index", () => CsrLinear.FromCsr([1f, 2f], [1], [0, 1, 1], 2, 4, []));
         Bad("16-bit", () => CsrLinear.FromCsr([], [], [0, 0], 1, CsrLinear.MaxK + 1, []));
     }
+
+    [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
+    public void Csr_equals_dense_at_every_token_and_row_edge(SimdWidth width)
+    {
+        // Token counts around the 8-token transposes and 64-token chunks, N = 37 (tiles of 16, 16, 5 rows),
+        // K = 301 (a ragged last K block of either size and a ragged 8-feature tail), both K block sizes.
+        const int n = 37, k = 301;
+        foreach (double keep in new[] { 0.6, 0.15 })
+        {
+            var w = Masked(n, k, keep, 11);
+            var csr = CsrLinear.FromDense(w, n, k, Fixtures.Random(n, n + 3), width);
+            Assert.Equal(CsrLinear.KBlockFor(csr.Density), csr.KBlock);
+            foreach (int m in new[] { 1, 7, 8, 9, 63, 64, 65, 130 })
+                SameAsDense(csr, w, m, n, k, width, $"csr keep {keep}");
+        }
+    }
+
+    [Fact]
+    public void Csr_k_block_follows_density()
+    {
+        Assert.Equal(128, CsrLinear.KBlockFor(1.0));
+        Assert.Equal(128, CsrLinear.KBlockFor(0.5));
+        Assert.Equal(256, CsrLinear.KBlockFor(0.3));
+        Assert.Equal(256, CsrLinear.KBlockFor(0.1));
+    }
+
+    [Fact]
+    public void Csr_padding_is_invisible_in_counts_and_copies()
+    {
+        // Rows with odd non-zero counts per K block get a zero-weight pad; NonZeros and CopyDense must not see it.
+        const int n = 5, k = 300;
+        foreach (double keep in new[] { 0.7, 0.05 })
+        {
+            var w = Masked(n, k, keep, 12);
+            w[1] = 0f; w[2] = 3f; // row 0: a lone non-zero next to a zero
+            var bias = Fixtures.Random(n, 4);
+            var csr = CsrLinear.FromDense(w, n, k, bias);
+            Assert.Equal(w.Count(v => v != 0f), csr.NonZeros);
+            var back = Enumerable.Repeat(9f, n * k).ToArray();
+            var backBias = new float[n];
+            csr.CopyDense(back, backBias);
+            Assert.Equal(w, back);
+            Assert.Equal(bias, backBias);
+        }
+    }
+
+    [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
+    public void Csr_is_bit_identical_for_any_thread_count_in_both_k_blocks(SimdWidth width)
+    {
+        // 150×700 at 0.6: ~40 KB of weights per 16-row group, so 128 KB bands of 3 groups (3, 3, 3, 1); at 0.1 one band.
+        const int n = 150, k = 700;
+        foreach (double keep in new[] { 0.6, 0.1 })
+        {
+            var layer = CsrLinear.FromDense(Masked(n, k, keep, 13), n, k, Fixtures.Random(n, 7), width);
+            foreach (int m in new[] { 1, 197 })
+            {
+                var x = Fixtures.Random(m * k, 5);
+                var one = Fixtures.Random(m * n, 6);
+                var start = one.ToArray();
+                layer.Forward(x, m, k, one, n, Epilogue.BiasAccumulate, ThreadTeam.Single);
+                foreach (int threads in new[] { 2, 3 })
+                {
+                    var y = start.ToArray();
+                    using var team = new ThreadTeam(threads);
+                    layer.Forward(x, m, k, y, n, Epilogue.BiasAccumulate, team);
+                    Assert.True(one.AsSpan().SequenceEqual(y), $"keep {keep}, m {m}: {threads} threads differ from 1");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public unsafe void Transpose8x8_equals_element_by_element()
+    {
+        if (!Transpose8x8.IsSupported) return; // the callers' scalar loops run instead (test.sh's AVX-off runs)
+        var src = Fixtures.Random(8 * 11, 1);
+        var dst = Fixtures.Random(8 * 13, 2);
+        var start = dst.ToArray();
+        fixed (float* ps = src)
+        fixed (float* pd = dst)
+        {
+            Transpose8x8.Block(ps, 11, pd, 13);
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++) Assert.Equal(src[j * 11 + i], dst[i * 13 + j]);
+            Assert.Equal(start.AsSpan(8, 5).ToArray(), dst.AsSpan(8, 5).ToArray()); // columns past 8 untouched
+            var before = dst.ToArray();
+            Transpose8x8.Block(ps, 11, pd, 13, accumulate: true);
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++) Assert.Equal(before[i * 13 + j] + src[j * 11 + i], dst[i * 13 + j]);
+        }
+    }
 }

@@ -15,14 +15,9 @@ namespace VitSparse.Bench.Suites;
 /// </summary>
 public static class KernelSuite
 {
-    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false, int? sparseRounds = null)
+    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false, string? sparseCases = null, int? sparseRounds = null)
     {
-        if (sparseRounds is int r)
-        {
-            if (r < 1) { Console.Error.WriteLine($"error: --rounds must be at least 1, got {r}"); return 2; }
-            stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(r), r));
-            return 0;
-        }
+        if (sparseRounds < 1) { Console.Error.WriteLine($"error: --rounds must be at least 1, got {sparseRounds}"); return 2; }
         var inv = CultureInfo.InvariantCulture;
         var widths = new[] { SimdWidth.V512, SimdWidth.V256, SimdWidth.V128 }
             .Where(w => w switch
@@ -49,7 +44,7 @@ public static class KernelSuite
         // Medians and bests both: on a shared machine the median carries other tenants' load, the best run
         // shows what the code does when it has the core.
         var results = new MarkdownTable("kernel", "case", "width", "median µs", "GFLOP/s", "% of peak", "best µs", "best GFLOP/s", "best % of peak").RightAlign(3, 4, 5, 6, 7, 8);
-        if (sparseOnly) return RunSparse(stdout, config, quick);
+        if (sparseOnly) return RunSparse(stdout, config, quick, sparseCases, sparseRounds);
         foreach (var report in BenchmarkRunner.Run<GemmBenchmarks>(config).Reports)
         {
             var shape = (string)report.BenchmarkCase.Parameters["Shape"];
@@ -67,11 +62,13 @@ public static class KernelSuite
         return RunSparse(stdout, config, quick);
     }
 
-    static int RunSparse(TextWriter stdout, IConfig config, bool quick)
+    static int RunSparse(TextWriter stdout, IConfig config, bool quick, string? cases = null, int? roundsAsked = null)
     {
-        // First the alternating measurement (robust to other tenants' load), then BenchmarkDotNet's absolute times.
-        int rounds = quick ? 3 : 41;
-        stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(rounds), rounds));
+        // First the alternating measurement (robust to other tenants' load), then BenchmarkDotNet's absolute times
+        // unless only some cases or a round count were asked for.
+        int rounds = roundsAsked ?? (quick ? 3 : 41);
+        stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(rounds, cases), rounds, cases));
+        if (cases != null || roundsAsked != null) return 0;
         var medians = new Dictionary<(string, string), double>();
         foreach (var report in BenchmarkRunner.Run<SparseBenchmarks>(config).Reports)
             if (report.ResultStatistics is { } st)

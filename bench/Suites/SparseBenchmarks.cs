@@ -81,7 +81,7 @@ public class SparseBenchmarks
     /// from other tenants hits both sides alike. Returns dense÷sparse per (shape, case) and the spread
     /// (interquartile range of the ratios).
     /// </summary>
-    public static Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> Interleaved(int rounds)
+    public static Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> Interleaved(int rounds, string? cases = null)
     {
         var result = new Dictionary<(string, string), (double, double, double)>();
         foreach (var (shape, k, n) in Shapes)
@@ -91,14 +91,14 @@ public class SparseBenchmarks
             var y = new float[M * n];
             var w = Enumerable.Range(0, n * k).Select(_ => (float)r.NextDouble() - 0.5f).ToArray();
             var dense = Build("dense", w, n, k);
-            foreach (var c in Cases.Skip(1))
+            foreach (var c in Selected(cases))
             {
                 var sparse = Build(c, w.ToArray(), n, k);
                 double Time(ILinear l)
                 {
-                    long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                    double t0 = ThreadCpu.Milliseconds();
                     for (int i = 0; i < 3; i++) l.Forward(x, M, k, y, n, Epilogue.Bias, ThreadTeam.Single);
-                    return System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    return ThreadCpu.Milliseconds() - t0;
                 }
                 for (int i = 0; i < 3; i++) { Time(dense); Time(sparse); }
                 var ratios = new List<double>();
@@ -116,21 +116,24 @@ public class SparseBenchmarks
         return result;
     }
 
-    public static string InterleavedReport(Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> ratios, int rounds)
+    /// <summary>The sparse cases whose name starts with <paramref name="prefix"/> (all when null).</summary>
+    static string[] Selected(string? prefix) => Cases.Skip(1).Where(c => prefix == null || c.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
+
+    public static string InterleavedReport(Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> ratios, int rounds, string? cases = null)
     {
         var inv = CultureInfo.InvariantCulture;
         var sw = new StringWriter(inv);
         sw.WriteLine();
-        sw.WriteLine($"Sparse linears, single thread, M = 197, dense and sparse alternating ({rounds} rounds): median dense÷sparse time (interquartile range):");
+        sw.WriteLine($"Sparse linears, single thread, M = 197, dense and sparse alternating ({rounds} rounds, {ThreadCpu.Clock}): median dense÷sparse time (interquartile range):");
         sw.WriteLine();
-        var cases = Cases.Skip(1).ToArray();
-        var t = new MarkdownTable(["shape", .. cases]);
-        t.RightAlign(Enumerable.Range(1, cases.Length).ToArray());
-        var factors = cases.ToDictionary(c => c, _ => new List<double>());
+        var selected = Selected(cases);
+        var t = new MarkdownTable(["shape", .. selected]);
+        t.RightAlign(Enumerable.Range(1, selected.Length).ToArray());
+        var factors = selected.ToDictionary(c => c, _ => new List<double>());
         foreach (var (shape, _, _) in Shapes)
         {
             var row = new List<object> { shape };
-            foreach (var c in cases)
+            foreach (var c in selected)
             {
                 var (ratio, q1, q3) = ratios[(shape, c)];
                 row.Add($"{ratio.ToString("0.00", inv)}× ({q1.ToString("0.00", inv)}–{q3.ToString("0.00", inv)})");
@@ -143,7 +146,7 @@ public class SparseBenchmarks
         sw.WriteLine("Cost model (SparseCostModel): time per kept MAC ÷ dense time per MAC (median over shapes) and the break-even density it implies:");
         sw.WriteLine();
         var f = new MarkdownTable("format", "at density", "factor", "break-even density").RightAlign(1, 2, 3);
-        foreach (var c in cases)
+        foreach (var c in selected)
         {
             var sorted = factors[c].Order().ToList();
             double median = sorted[sorted.Count / 2];
@@ -194,5 +197,29 @@ public class SparseBenchmarks
         }
         sw.Write(f);
         return sw.ToString();
+    }
+}
+
+/// <summary>
+/// The calling thread's CPU time (Linux: CLOCK_THREAD_CPUTIME_ID), so that time the scheduler gives other
+/// tenants of a loaded machine is not counted; wall-clock time elsewhere.
+/// </summary>
+static unsafe class ThreadCpu
+{
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    static extern int ClockGetTime(int clock, long* timespec);
+
+    const int ThreadCpuTimeClock = 3;
+
+    public static string Clock => OperatingSystem.IsLinux() ? "thread CPU time" : "wall-clock time";
+
+    public static double Milliseconds()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            long* ts = stackalloc long[2];
+            if (ClockGetTime(ThreadCpuTimeClock, ts) == 0) return ts[0] * 1e3 + ts[1] / 1e6;
+        }
+        return System.Diagnostics.Stopwatch.GetTimestamp() * 1e3 / System.Diagnostics.Stopwatch.Frequency;
     }
 }
