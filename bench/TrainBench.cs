@@ -28,17 +28,18 @@ static class TrainBench
         var warmup = new Option<int>("--warmup") { Description = "untimed steps first, per runtime", DefaultValueFactory = _ => 2 };
         var iterations = new Option<int>("--iterations") { Description = "timed steps per runtime", DefaultValueFactory = _ => 10 };
         var peers = new Option<string>("--peers") { Description = "torch or none", DefaultValueFactory = _ => "torch" };
-        var cmd = new Command("train", "one training step (forward + backward + AdamW), VitSparse vs PyTorch, alternating") { weights, batch, threads, warmup, iterations, peers };
+        var breakdown = new Option<bool>("--breakdown") { Description = "also print where VitSparse's step time goes, per phase" };
+        var cmd = new Command("train", "one training step (forward + backward + AdamW), VitSparse vs PyTorch, alternating") { weights, batch, threads, warmup, iterations, peers, breakdown };
         cmd.SetAction(pr =>
         {
-            try { return Run(pr.GetValue(weights)!, pr.GetValue(batch), pr.GetValue(threads), pr.GetValue(warmup), pr.GetValue(iterations), pr.GetValue(peers)!, stdout); }
+            try { return Run(pr.GetValue(weights)!, pr.GetValue(batch), pr.GetValue(threads), pr.GetValue(warmup), pr.GetValue(iterations), pr.GetValue(peers)!, pr.GetValue(breakdown), stdout); }
             catch (VitSparseException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
             catch (IOException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
         });
         return cmd;
     }
 
-    static int Run(string weightsPath, int batch, int threads, int warmup, int iterations, string peer, TextWriter stdout)
+    static int Run(string weightsPath, int batch, int threads, int warmup, int iterations, string peer, bool breakdown, TextWriter stdout)
     {
         if (batch < 1) throw new InputException("--batch", $"must be at least 1, got {batch}");
         if (threads < 1) throw new InputException("--threads", $"must be at least 1, got {threads}");
@@ -60,12 +61,17 @@ static class TrainBench
         var loss = new LossSpec(LossKind.CrossEntropy, 0.1);
         var logits = new float[batch * c.NumClasses];
         var dLogits = new float[logits.Length];
+        // Timed steps run unprofiled; with --breakdown, profiled steps follow them (the clock reads cost a little).
+        var profile = new StepProfile();
         void Step()
         {
             bp.Forward(images, batch, logits);
+            long t0 = bp.Profile is null ? 0 : StepProfile.Now();
             loss.Evaluate(logits, batch, c.NumClasses, labels, default, dLogits);
+            bp.Profile?.Add(StepPhase.Loss, t0);
             bp.Backward(dLogits);
             opt.Step(bp.Gradients, 1e-4);
+            bp.Profile?.EndStep();
         }
 
         TorchTrainPeer? torch = null;
@@ -126,8 +132,35 @@ static class TrainBench
             stdout.Write(t);
             stdout.WriteLine(string.Create(inv, $"VitSparse allocated {allocated / ours.Count} bytes per step on the calling thread"));
             if (skipped != null) stdout.WriteLine($"skipped pytorch: {skipped}");
+            if (breakdown)
+            {
+                bp.Profile = opt.Profile = profile;
+                var t1 = Stopwatch.GetTimestamp();
+                for (int i = 0; i < iterations; i++) Step();
+                double wallMs = Stopwatch.GetElapsedTime(t1).TotalMilliseconds / iterations;
+                bp.Profile = opt.Profile = null;
+                stdout.WriteLine();
+                stdout.WriteLine(string.Create(inv, $"VitSparse breakdown: {iterations} more steps, profiled; mean {wallMs:0.0} ms/step"));
+                stdout.WriteLine();
+                stdout.Write(BreakdownTable(profile, wallMs));
+            }
         }
         return 0;
+    }
+
+    static MarkdownTable BreakdownTable(StepProfile profile, double wallMs)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var t = new MarkdownTable("phase", "mean ms/step", "share").RightAlign(1, 2);
+        double sum = 0;
+        foreach (var phase in Enum.GetValues<StepPhase>())
+        {
+            double ms = profile.MeanMs(phase);
+            sum += ms;
+            t.Add(phase.ToString(), ms.ToString("0.0", inv), (ms / wallMs).ToString("0.0%", inv));
+        }
+        t.Add("(untimed glue)", (wallMs - sum).ToString("0.0", inv), ((wallMs - sum) / wallMs).ToString("0.0%", inv));
+        return t;
     }
 
     static double Median(List<double> v)

@@ -17,6 +17,8 @@ public unsafe class DenseLinearTests
     [InlineData(300, 33, 17)]
     [InlineData(9, 40, 600)]
     [InlineData(530, 20, 70)]
+    [InlineData(61, 100, 300)]
+    [InlineData(13, 48, 1100)]
     public void Forward_and_both_gradients_match_double_sums_for_any_thread_count(int m, int n, int k)
     {
         float[] Pinned(float[] v) { var a = GC.AllocateArray<float>(v.Length, pinned: true); v.CopyTo(a, 0); return a; }
@@ -26,13 +28,13 @@ public unsafe class DenseLinearTests
         foreach (int threads in new[] { 1, 2, 3 })
         {
             using var team = new ThreadTeam(threads);
-            var y = GC.AllocateArray<float>(m * n, true); var wT = GC.AllocateArray<float>(n * k, true);
+            var y = GC.AllocateArray<float>(m * n, true); var scratch = GC.AllocateArray<float>((int)Math.Max(DenseLinear.ScratchFloats(n, k), DenseLinear.WeightScratchFloats(k)), true);
             var dx = GC.AllocateArray<float>(m * k, true); var dw = GC.AllocateArray<float>(n * k, true); var db = GC.AllocateArray<float>(n, true);
-            fixed (float* px = x, pw = w, pb = b, pdy = dy, py = y, pwT = wT, pdx = dx, pdw = dw, pdb = db)
+            fixed (float* px = x, pw = w, pb = b, pdy = dy, py = y, pdx = dx, pdw = dw, pdb = db, pscratch = scratch)
             {
-                DenseLinear.Forward(px, m, k, pw, pb, n, py, pwT, team);
-                DenseLinear.BackwardInput(pdy, m, n, pw, k, pdx, team);
-                DenseLinear.BackwardWeights(pdy, m, n, px, k, pdw, pdb, team);
+                DenseLinear.Forward(px, m, k, pw, pb, n, py, pscratch, team);
+                DenseLinear.BackwardInput(pdy, m, n, pw, k, pdx, pscratch, team);
+                DenseLinear.BackwardWeights(pdy, m, n, px, k, pdw, pdb, pscratch, team);
             }
             var refY = new float[m * n]; var refDx = new float[m * k]; var refDw = new float[n * k]; var refDb = new float[n];
             for (int r = 0; r < m; r++)

@@ -27,6 +27,9 @@ public sealed class AdamW
     readonly ParameterSet _parameters, _m, _v;
     readonly AdamWSettings _s;
 
+    /// <summary>Where a step's time goes, when set (`bench train --breakdown`): clipping and the update.</summary>
+    public StepProfile? Profile { get; set; }
+
     /// <summary>Steps taken so far.</summary>
     public int Steps { get; private set; }
     /// <summary>First moments (running mean of gradients), per parameter; checkpoints keep them.</summary>
@@ -59,6 +62,7 @@ public sealed class AdamW
     public double Step(ParameterSet gradients, double lr)
     {
         if (!(lr > 0 && double.IsFinite(lr))) throw new InputException("--lr", $"must be a positive number, got {lr}");
+        long t0 = Profile is null ? 0 : StepProfile.Now();
         double sumSquares = 0;
         var names = gradients.Names;
         for (int t = 0; t < names.Count; t++)   // indexed: a foreach over the interface would allocate each step
@@ -72,6 +76,7 @@ public sealed class AdamW
         if (!double.IsFinite(norm)) throw new InputException("gradients", $"a gradient is NaN or infinite at step {Steps + 1}; parameters left unchanged");
         float clip = _s.ClipNorm > 0 && norm > _s.ClipNorm ? (float)(_s.ClipNorm / (norm + 1e-6)) : 1f;
 
+        if (Profile != null) t0 = Profile.Add(StepPhase.Clip, t0);
         Steps++;
         float b1 = (float)_s.Beta1, b2 = (float)_s.Beta2, eps = (float)_s.Eps;
         float stepSize = (float)(lr / (1 - Math.Pow(_s.Beta1, Steps)));
@@ -90,6 +95,7 @@ public sealed class AdamW
                 p[i] = p[i] * decay - stepSize * m[i] / (MathF.Sqrt(v[i]) / correction2Sqrt + eps);
             }
         }
+        Profile?.Add(StepPhase.AdamW, t0);
         return norm;
     }
 }

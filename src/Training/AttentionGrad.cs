@@ -6,15 +6,17 @@ namespace VitSparse.Training;
 /// Ragged multi-head softmax attention over fused QKV rows [q heads | k heads | v heads] (head h has its own
 /// Q/K width and V width), with the kept scale: S = scale·Q_h·K_hᵀ, P = softmax(S), O_h = P·V_h.
 /// Backward: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(P∘dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q.
-/// One work item is one (image, head): it owns that head's columns of O and of dQKV, and runs its rows in
-/// order, so results do not depend on the thread count. P is kept from the forward pass.
+/// Every product is a small GEMM on <see cref="TiledProduct"/>'s micro-kernels, run by the worker that owns
+/// the item. One work item is one (image, head): it owns that head's columns of O and of dQKV, so results do
+/// not depend on the thread count. P is kept from the forward pass.
 /// </summary>
 public sealed unsafe class AttentionGrad
 {
     readonly int _tokens, _heads, _rowWidth, _qkTotal, _vTotal;
     readonly int[] _qk, _v, _qOff, _vOff;
     readonly float _scale;
-    readonly float[][] _rowScratch;
+    // Per worker: one head's Kᵀ or Vᵀ [width, tokens], and dS [tokens, tokens].
+    readonly float[][] _transposed, _dS;
 
     public AttentionGrad(int tokens, IReadOnlyList<int> qkWidths, IReadOnlyList<int> vWidths, float scale, int threads)
     {
@@ -29,7 +31,9 @@ public sealed unsafe class AttentionGrad
         _vTotal = _v.Sum();
         _rowWidth = 2 * _qkTotal + _vTotal;
         _scale = scale;
-        _rowScratch = Enumerable.Range(0, threads).Select(_ => GC.AllocateArray<float>(tokens, pinned: true)).ToArray();
+        int widest = Math.Max(1, Math.Max(_qk.Max(), _v.Max()));
+        _transposed = Enumerable.Range(0, threads).Select(_ => GC.AllocateArray<float>(widest * tokens, pinned: true)).ToArray();
+        _dS = Enumerable.Range(0, threads).Select(_ => GC.AllocateArray<float>(tokens * tokens, pinned: true)).ToArray();
     }
 
     /// <summary>Floats of P for a batch: one [tokens, tokens] map per image and head.</summary>
@@ -39,10 +43,16 @@ public sealed unsafe class AttentionGrad
     public void Forward(float* qkv, int batch, float* p, float* o, ThreadTeam team) =>
         team.For(batch * _heads, new ForwardBody(this, qkv, p, o));
 
-    /// <summary>dO [batch·tokens, Σv] → dQKV [batch·tokens, rowWidth] (overwritten).</summary>
+    /// <summary>dst[c, r] = src[r·ld + c] for r &lt; rows, c &lt; cols: a head's K or V columns as [width, tokens].</summary>
+    static void Transpose(float* src, long ld, int rows, int cols, float* dst)
+    {
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) dst[(long)c * rows + r] = src[r * ld + c];
+    }
+
+    /// <summary>dO [batch·tokens, Σv] → dQKV [batch·tokens, rowWidth] (overwritten: every column belongs to one head's dQ, dK or dV).</summary>
     public void Backward(float* qkv, float* p, float* dO, int batch, float* dQkv, ThreadTeam team)
     {
-        new Span<float>(dQkv, checked((int)((long)batch * _tokens * _rowWidth))).Clear();
         team.For(batch * _heads, new BackwardBody(this, qkv, p, dO, dQkv));
     }
 
@@ -51,30 +61,29 @@ public sealed unsafe class AttentionGrad
         public void Run(int start, int end, int worker)
         {
             int t = a._tokens, rw = a._rowWidth;
+            float* kT = ParameterSet.Pin(a._transposed[worker]);
             for (int item = start; item < end; item++)
             {
                 int b = item / a._heads, h = item % a._heads, dq = a._qk[h], dv = a._v[h];
                 float* rows = qkv + (long)b * t * rw;
                 float* q = rows + a._qOff[h], k = rows + a._qkTotal + a._qOff[h], v = rows + 2 * a._qkTotal + a._vOff[h];
                 float* map = p + (long)item * t * t;
-                for (int i = 0; i < t; i++)
-                {
-                    float* pi = map + (long)i * t;
-                    float max = float.NegativeInfinity;
-                    for (int j = 0; j < t; j++)
-                    {
-                        pi[j] = a._scale * DenseLinear.Dot(q + (long)i * rw, k + (long)j * rw, dq);
-                        max = MathF.Max(max, pi[j]);
-                    }
-                    float sum = 0;
-                    for (int j = 0; j < t; j++) { pi[j] = MathF.Exp(pi[j] - max); sum += pi[j]; }
-                    float inv = 1f / sum;
-                    for (int j = 0; j < t; j++) pi[j] *= inv;
-                    float* oi = o + ((long)b * t + i) * a._vTotal + a._vOff[h];
-                    new Span<float>(oi, dv).Clear();
-                    for (int j = 0; j < t; j++) DenseLinear.Axpy(pi[j], v + (long)j * rw, oi, dv);
-                }
+                // S = Q·Kᵀ, then P = softmax(scale·S) row by row, then O = P·V.
+                Transpose(k, rw, t, dq, kT);
+                TiledProduct.RunSerial(q, rw, 1, kT, t, map, t, t, t, dq, null);
+                for (int i = 0; i < t; i++) Softmax(map + (long)i * t, t, a._scale);
+                TiledProduct.RunSerial(map, t, 1, v, rw, o + (long)b * t * a._vTotal + a._vOff[h], a._vTotal, t, dv, t, null);
             }
+        }
+
+        static void Softmax(float* row, int n, float scale)
+        {
+            float max = float.NegativeInfinity;
+            for (int j = 0; j < n; j++) { row[j] *= scale; max = MathF.Max(max, row[j]); }
+            float sum = 0;
+            for (int j = 0; j < n; j++) { row[j] = MathF.Exp(row[j] - max); sum += row[j]; }
+            float inv = 1f / sum;
+            for (int j = 0; j < n; j++) row[j] *= inv;
         }
     }
 
@@ -83,35 +92,30 @@ public sealed unsafe class AttentionGrad
         public void Run(int start, int end, int worker)
         {
             int t = a._tokens, rw = a._rowWidth;
-            float* ds = ParameterSet.Pin(a._rowScratch[worker]);
+            float* vT = ParameterSet.Pin(a._transposed[worker]), ds = ParameterSet.Pin(a._dS[worker]);
             for (int item = start; item < end; item++)
             {
                 int b = item / a._heads, h = item % a._heads, dq = a._qk[h], dv = a._v[h];
                 long rowBase = (long)b * t * rw;
-                int qCol = a._qOff[h], kCol = a._qkTotal + a._qOff[h], vCol = 2 * a._qkTotal + a._vOff[h];
+                float* q = qkv + rowBase + a._qOff[h], k = qkv + rowBase + a._qkTotal + a._qOff[h], v = qkv + rowBase + 2 * a._qkTotal + a._vOff[h];
+                float* dQ = dQkv + rowBase + a._qOff[h], dK = dQkv + rowBase + a._qkTotal + a._qOff[h], dV = dQkv + rowBase + 2 * a._qkTotal + a._vOff[h];
+                float* doh = dO + (long)b * t * a._vTotal + a._vOff[h];
                 float* map = p + (long)item * t * t;
+                // dV = Pᵀ·dO (Pᵀ read in place).
+                TiledProduct.RunSerial(map, 1, t, doh, a._vTotal, dV, rw, t, dv, t, null);
+                // dP = dO·Vᵀ, then dS = scale·P∘(dP − Σ_j P∘dP) in place, row by row.
+                Transpose(v, rw, t, dv, vT);
+                TiledProduct.RunSerial(doh, a._vTotal, 1, vT, t, ds, t, t, t, dv, null);
                 for (int i = 0; i < t; i++)
                 {
-                    float* pi = map + (long)i * t;
-                    float* doi = dO + ((long)b * t + i) * a._vTotal + a._vOff[h];
-                    // dP_ij = dO_i·V_j, then dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij').
+                    float* pi = map + (long)i * t, dsi = ds + (long)i * t;
                     float dot = 0;
-                    for (int j = 0; j < t; j++)
-                    {
-                        ds[j] = DenseLinear.Dot(doi, qkv + rowBase + (long)j * rw + vCol, dv);
-                        dot += pi[j] * ds[j];
-                    }
-                    float* qi = qkv + rowBase + (long)i * rw + qCol;
-                    float* dqi = dQkv + rowBase + (long)i * rw + qCol;
-                    for (int j = 0; j < t; j++)
-                    {
-                        float s = pi[j] * (ds[j] - dot) * a._scale;
-                        long rj = rowBase + (long)j * rw;
-                        DenseLinear.Axpy(s, qkv + rj + kCol, dqi, dq);   // dQ_i += scale·dS_ij·K_j
-                        DenseLinear.Axpy(s, qi, dQkv + rj + kCol, dq);   // dK_j += scale·dS_ij·Q_i
-                        DenseLinear.Axpy(pi[j], doi, dQkv + rj + vCol, dv); // dV_j += P_ij·dO_i
-                    }
+                    for (int j = 0; j < t; j++) dot += pi[j] * dsi[j];
+                    for (int j = 0; j < t; j++) dsi[j] = pi[j] * (dsi[j] - dot) * a._scale;
                 }
+                // dQ = dS·K and dK = dSᵀ·Q (dSᵀ read in place).
+                TiledProduct.RunSerial(ds, t, 1, k, rw, dQ, rw, t, dq, t, null);
+                TiledProduct.RunSerial(ds, 1, t, q, rw, dK, rw, t, dq, t, null);
             }
         }
     }

@@ -42,10 +42,16 @@ public sealed unsafe class DeitBackprop
     readonly float[][] _stream;
     readonly float[] _patches, _patchOut, _final, _finalMean, _finalRstd, _clsRows, _distRows, _logitsHead, _logitsDist;
     // Backward scratch, shared by all blocks.
-    // _wT holds one weight transposed while its layer runs forward.
-    readonly float[] _wT;
+    // _packed holds one weight in the products' panel layout while its layer runs.
+    readonly float[] _packed;
     readonly float[] _d, _dH, _dQkv, _dA, _dHidden, _dU, _dRows, _dHead, _dPrefix;
     int _batch;
+
+    /// <summary>Where the step's time goes, when set (`bench train --breakdown`); null times nothing.</summary>
+    public StepProfile? Profile { get; set; }
+
+    long Start() => Profile is null ? 0 : StepProfile.Now();
+    long Mark(StepPhase phase, long start) => Profile is null ? 0 : Profile.Add(phase, start);
 
     public ParameterSet Parameters { get; }
     public ParameterSet Gradients { get; }
@@ -68,7 +74,9 @@ public sealed unsafe class DeitBackprop
             throw new InputException("batch", $"{capacity} images of model '{_c.Name}' need more than {Array.MaxLength} floats in one activation; use at most {Array.MaxLength / perImage}");
         int bt = capacity * t;
         _names = Enumerable.Range(0, _c.Depth).Select(BlockNames.Of).ToArray();
-        _wT = Buf(Math.Max((long)e * Math.Max(_c.PatchDim, k), (long)e * Math.Max(Math.Max(maxQkv, maxV), maxHidden)));
+        _packed = Buf(_c.Blocks.Select(b => new[] { DenseLinear.ScratchFloats(b.QkvRows, e), DenseLinear.ScratchFloats(e, b.VTotal), DenseLinear.ScratchFloats(b.MlpHidden, e), DenseLinear.ScratchFloats(e, b.MlpHidden) }.Max())
+            .Append(DenseLinear.ScratchFloats(e, _c.PatchDim)).Append(DenseLinear.ScratchFloats(k, e))
+            .Append(DenseLinear.WeightScratchFloats(Math.Max(Math.Max(e, maxV), Math.Max(maxHidden, _c.PatchDim)))).Max());
         _attention = _c.Blocks.Select(b => new AttentionGrad(t, b.QkWidths, b.VWidths, b.AttnScale, team.Threads)).ToArray();
         _tapes = _c.Blocks.Select((b, i) => new BlockTape(bt, e, b.QkvRows, b.VTotal, b.MlpHidden, _attention[i].ProbabilityFloats(capacity))).ToArray();
         _stream = Enumerable.Range(0, _c.Depth + 1).Select(_ => Buf(bt * e)).ToArray();
@@ -99,8 +107,9 @@ public sealed unsafe class DeitBackprop
         _batch = batch;
         int t = _c.Tokens, e = _c.EmbedDim, bt = batch * t, k = _c.NumClasses, pre = _c.PrefixTokens;
 
+        long t0 = Start();
         Patches.Extract(images, batch, _c.InChannels, _c.ImageSize, _c.PatchSize, _patches);
-        DenseLinear.Forward(P(_patches), batch * _c.PatchTokens, _c.PatchDim, W("patch_embed.proj.weight"), W("patch_embed.proj.bias"), e, P(_patchOut), P(_wT), _team);
+        DenseLinear.Forward(P(_patches), batch * _c.PatchTokens, _c.PatchDim, W("patch_embed.proj.weight"), W("patch_embed.proj.bias"), e, P(_patchOut), P(_packed), _team);
         var x0 = _stream[0].AsSpan();
         var pos = Parameters["pos_embed"].AsSpan();
         for (int b = 0; b < batch; b++)
@@ -111,15 +120,20 @@ public sealed unsafe class DeitBackprop
                 var from = src != null ? src.AsSpan() : _patchOut.AsSpan((b * _c.PatchTokens + tok - pre) * e, e);
                 for (int i = 0; i < e; i++) row[i] = from[i] + pos[tok * e + i];
             }
+        Mark(StepPhase.FwdEmbed, t0);
 
         for (int i = 0; i < _c.Depth; i++) BlockForward(i, batch);
 
+        t0 = Start();
         NormGrad.Forward(P(_stream[_c.Depth]), bt, e, W("norm.weight"), W("norm.bias"), _c.LayerNormEps, P(_final), P(_finalMean), P(_finalRstd), _team);
         GatherPrefix(0, _clsRows, batch);
-        DenseLinear.Forward(P(_clsRows), batch, e, W("head.weight"), W("head.bias"), k, P(_logitsHead), P(_wT), _team);
+        t0 = Mark(StepPhase.FwdNorm, t0);
+        DenseLinear.Forward(P(_clsRows), batch, e, W("head.weight"), W("head.bias"), k, P(_logitsHead), P(_packed), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         if (!_c.Distilled) { _logitsHead.AsSpan(0, batch * k).CopyTo(logits); return; }
         GatherPrefix(1, _distRows, batch);
-        DenseLinear.Forward(P(_distRows), batch, e, W("head_dist.weight"), W("head_dist.bias"), k, P(_logitsDist), P(_wT), _team);
+        DenseLinear.Forward(P(_distRows), batch, e, W("head_dist.weight"), W("head_dist.bias"), k, P(_logitsDist), P(_packed), _team);
+        Mark(StepPhase.FwdLinear, t0);
         // A distilled DeiT's output at inference is the mean of its two heads.
         for (int i = 0; i < batch * k; i++) logits[i] = (_logitsHead[i] + _logitsDist[i]) / 2;
     }
@@ -136,16 +150,27 @@ public sealed unsafe class DeitBackprop
         var n = _names[i];
         int e = _c.EmbedDim, bt = batch * _c.Tokens;
         float* x = P(_stream[i]), mid = P(tape.Mid), y = P(_stream[i + 1]);
+        long t0 = Start();
         NormGrad.Forward(x, bt, e, W(n.Norm1W), W(n.Norm1B), _c.LayerNormEps, P(tape.H1), P(tape.Mean1), P(tape.Rstd1), _team);
-        DenseLinear.Forward(P(tape.H1), bt, e, W(n.QkvW), W(n.QkvB), tape.QkvRows, P(tape.Qkv), P(_wT), _team);
+        t0 = Mark(StepPhase.FwdNorm, t0);
+        DenseLinear.Forward(P(tape.H1), bt, e, W(n.QkvW), W(n.QkvB), tape.QkvRows, P(tape.Qkv), P(_packed), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         _attention[i].Forward(P(tape.Qkv), batch, P(tape.P), P(tape.A), _team);
-        DenseLinear.Forward(P(tape.A), bt, tape.VTotal, W(n.ProjW), W(n.ProjB), e, mid, P(_wT), _team);
+        t0 = Mark(StepPhase.FwdAttention, t0);
+        DenseLinear.Forward(P(tape.A), bt, tape.VTotal, W(n.ProjW), W(n.ProjB), e, mid, P(_packed), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         AddInPlace(mid, x, (long)bt * e);
+        t0 = Mark(StepPhase.FwdResidual, t0);
         NormGrad.Forward(mid, bt, e, W(n.Norm2W), W(n.Norm2B), _c.LayerNormEps, P(tape.H2), P(tape.Mean2), P(tape.Rstd2), _team);
-        DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), P(_wT), _team);
-        GeluGrad.Forward(P(tape.U), P(tape.G), (long)bt * tape.Hidden);
-        DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, P(_wT), _team);
+        t0 = Mark(StepPhase.FwdNorm, t0);
+        DenseLinear.Forward(P(tape.H2), bt, e, W(n.Fc1W), W(n.Fc1B), tape.Hidden, P(tape.U), P(_packed), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
+        GeluGrad.Forward(P(tape.U), P(tape.G), bt, tape.Hidden, _team);
+        t0 = Mark(StepPhase.FwdGelu, t0);
+        DenseLinear.Forward(P(tape.G), bt, tape.Hidden, W(n.Fc2W), W(n.Fc2B), e, y, P(_packed), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         AddInPlace(y, mid, (long)bt * e);
+        Mark(StepPhase.FwdResidual, t0);
     }
 
     static void AddInPlace(float* y, float* x, long n)
@@ -163,6 +188,7 @@ public sealed unsafe class DeitBackprop
         int t = _c.Tokens, e = _c.EmbedDim, bt = batch * t, k = _c.NumClasses, pre = _c.PrefixTokens;
         if (dLogits.Length != batch * k) throw new InputException("dLogits", $"{dLogits.Length} floats for {batch}×{k}");
 
+        long t0 = Start();
         // Heads: each sees its prefix token's final-norm row; the distilled output averages the two heads.
         float headShare = _c.Distilled ? 0.5f : 1f;
         for (int i = 0; i < batch * k; i++) _dHead[i] = dLogits[i] * headShare;
@@ -172,9 +198,11 @@ public sealed unsafe class DeitBackprop
         if (_c.Distilled) HeadBackward(_distRows, 1, batch);
 
         _d.AsSpan(0, bt * e).Clear();
-        NormGrad.Backward(P(dFinal), P(_stream[_c.Depth]), bt, e, W("norm.weight"), P(_finalMean), P(_finalRstd), P(_d), G("norm.weight"), G("norm.bias"), _team);
+        t0 = Mark(StepPhase.BwdEmbed, t0);
+        NormBackward(P(dFinal), P(_stream[_c.Depth]), bt, W("norm.weight"), P(_finalMean), P(_finalRstd), P(_d), G("norm.weight"), G("norm.bias"));
 
         for (int i = _c.Depth - 1; i >= 0; i--) BlockBackward(i, batch);
+        t0 = Start();
 
         // Embeddings: pos_embed and the prefix tokens sum over the batch in image order; patch rows feed the conv.
         var d = _d.AsSpan();
@@ -192,15 +220,42 @@ public sealed unsafe class DeitBackprop
                 else if (tok == 1 && _c.Distilled) for (int i = 0; i < e; i++) dDist[i] += row[i];
                 else row.CopyTo(_dRows.AsSpan((b * _c.PatchTokens + tok - pre) * e, e));
             }
-        DenseLinear.BackwardWeights(P(_dRows), batch * _c.PatchTokens, e, P(_patches), _c.PatchDim, G("patch_embed.proj.weight"), G("patch_embed.proj.bias"), _team, Keep("patch_embed.proj.weight"));
+        Mark(StepPhase.BwdEmbed, t0);
+        WeightGrad(P(_dRows), batch * _c.PatchTokens, e, P(_patches), _c.PatchDim, "patch_embed.proj.weight", "patch_embed.proj.bias");
+    }
+
+    void WeightGrad(float* dy, int m, int n, float* x, int k, string weight, string bias)
+    {
+        long t0 = Start();
+        DenseLinear.BackwardWeights(dy, m, n, x, k, G(weight), P(_packed), _team, Keep(weight));
+        t0 = Mark(StepPhase.BwdLinearWeight, t0);
+        DenseLinear.BackwardBias(dy, m, n, G(bias), _team);
+        Mark(StepPhase.BwdLinearBias, t0);
+    }
+
+    void InputGrad(float* dy, int m, int n, float* w, int k, float* dx)
+    {
+        long t0 = Start();
+        DenseLinear.BackwardInput(dy, m, n, w, k, dx, P(_packed), _team);
+        Mark(StepPhase.BwdLinearInput, t0);
+    }
+
+    void NormBackward(float* dy, float* x, int rows, float* gamma, float* mean, float* rstd, float* dx, float* dGamma, float* dBeta)
+    {
+        int e = _c.EmbedDim;
+        long t0 = Start();
+        NormGrad.BackwardInput(dy, x, rows, e, gamma, mean, rstd, dx, _team);
+        t0 = Mark(StepPhase.BwdNormInput, t0);
+        NormGrad.BackwardParams(dy, x, rows, e, mean, rstd, dGamma, dBeta, _team);
+        Mark(StepPhase.BwdNormParams, t0);
     }
 
     void HeadBackward(float[] rows, int token, int batch)
     {
         int t = _c.Tokens, e = _c.EmbedDim, k = _c.NumClasses;
         string weight = token == 0 ? "head.weight" : "head_dist.weight", bias = token == 0 ? "head.bias" : "head_dist.bias";
-        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(rows), e, G(weight), G(bias), _team, Keep(weight));
-        DenseLinear.BackwardInput(P(_dHead), batch, k, W(weight), e, P(_dPrefix), _team);
+        WeightGrad(P(_dHead), batch, k, P(rows), e, weight, bias);
+        InputGrad(P(_dHead), batch, k, W(weight), e, P(_dPrefix));
         for (int b = 0; b < batch; b++) _dPrefix.AsSpan(b * e, e).CopyTo(_dH.AsSpan((b * t + token) * e, e));
     }
 
@@ -211,18 +266,22 @@ public sealed unsafe class DeitBackprop
         int e = _c.EmbedDim, bt = batch * _c.Tokens, hid = tape.Hidden;
         float* d = P(_d);
         // FFN branch: y = mid + fc2(gelu(fc1(norm2(mid)))).
-        DenseLinear.BackwardWeights(d, bt, e, P(tape.G), hid, G(n.Fc2W), G(n.Fc2B), _team, Keep(n.Fc2W));
-        DenseLinear.BackwardInput(d, bt, e, W(n.Fc2W), hid, P(_dHidden), _team);
+        WeightGrad(d, bt, e, P(tape.G), hid, n.Fc2W, n.Fc2B);
+        InputGrad(d, bt, e, W(n.Fc2W), hid, P(_dHidden));
+        long t0 = Start();
         GeluGrad.Backward(P(tape.U), P(_dHidden), P(_dU), bt, hid, _team);
-        DenseLinear.BackwardWeights(P(_dU), bt, hid, P(tape.H2), e, G(n.Fc1W), G(n.Fc1B), _team, Keep(n.Fc1W));
-        DenseLinear.BackwardInput(P(_dU), bt, hid, W(n.Fc1W), e, P(_dH), _team);
-        NormGrad.Backward(P(_dH), P(tape.Mid), bt, e, W(n.Norm2W), P(tape.Mean2), P(tape.Rstd2), d, G(n.Norm2W), G(n.Norm2B), _team);
+        Mark(StepPhase.BwdGelu, t0);
+        WeightGrad(P(_dU), bt, hid, P(tape.H2), e, n.Fc1W, n.Fc1B);
+        InputGrad(P(_dU), bt, hid, W(n.Fc1W), e, P(_dH));
+        NormBackward(P(_dH), P(tape.Mid), bt, W(n.Norm2W), P(tape.Mean2), P(tape.Rstd2), d, G(n.Norm2W), G(n.Norm2B));
         // Attention branch: mid = x + proj(attn(qkv(norm1(x)))).
-        DenseLinear.BackwardWeights(d, bt, e, P(tape.A), tape.VTotal, G(n.ProjW), G(n.ProjB), _team, Keep(n.ProjW));
-        DenseLinear.BackwardInput(d, bt, e, W(n.ProjW), tape.VTotal, P(_dA), _team);
+        WeightGrad(d, bt, e, P(tape.A), tape.VTotal, n.ProjW, n.ProjB);
+        InputGrad(d, bt, e, W(n.ProjW), tape.VTotal, P(_dA));
+        t0 = Start();
         _attention[i].Backward(P(tape.Qkv), P(tape.P), P(_dA), batch, P(_dQkv), _team);
-        DenseLinear.BackwardWeights(P(_dQkv), bt, tape.QkvRows, P(tape.H1), e, G(n.QkvW), G(n.QkvB), _team, Keep(n.QkvW));
-        DenseLinear.BackwardInput(P(_dQkv), bt, tape.QkvRows, W(n.QkvW), e, P(_dH), _team);
-        NormGrad.Backward(P(_dH), P(_stream[i]), bt, e, W(n.Norm1W), P(tape.Mean1), P(tape.Rstd1), d, G(n.Norm1W), G(n.Norm1B), _team);
+        Mark(StepPhase.BwdAttention, t0);
+        WeightGrad(P(_dQkv), bt, tape.QkvRows, P(tape.H1), e, n.QkvW, n.QkvB);
+        InputGrad(P(_dQkv), bt, tape.QkvRows, W(n.QkvW), e, P(_dH));
+        NormBackward(P(_dH), P(_stream[i]), bt, W(n.Norm1W), P(tape.Mean1), P(tape.Rstd1), d, G(n.Norm1W), G(n.Norm1B));
     }
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using VitSparse.Kernels;
 
 namespace VitSparse.Training;
@@ -16,9 +17,20 @@ public static unsafe class NormGrad
     /// <summary>dx += LayerNorm backward of dy (dx accumulates: it already holds the residual branch's gradient).</summary>
     public static void Backward(float* dy, float* x, int rows, int e, float* gamma, float* mean, float* rstd, float* dx, float* dGamma, float* dBeta, ThreadTeam team)
     {
-        team.For(rows, new InputBody(dy, x, e, gamma, mean, rstd, dx));
-        team.For(e, new ParamBody(dy, x, rows, e, mean, rstd, dGamma, dBeta));
+        BackwardInput(dy, x, rows, e, gamma, mean, rstd, dx, team);
+        BackwardParams(dy, x, rows, e, mean, rstd, dGamma, dBeta, team);
     }
+
+    /// <summary>dx += the input gradient of dy (the first half of <see cref="Backward"/>).</summary>
+    public static void BackwardInput(float* dy, float* x, int rows, int e, float* gamma, float* mean, float* rstd, float* dx, ThreadTeam team) =>
+        team.For(rows, new InputBody(dy, x, e, gamma, mean, rstd, dx));
+
+    /// <summary>dγ and dβ of dy, overwritten (the second half of <see cref="Backward"/>).</summary>
+    public static void BackwardParams(float* dy, float* x, int rows, int e, float* mean, float* rstd, float* dGamma, float* dBeta, ThreadTeam team) =>
+        team.For((e + ParamColumns - 1) / ParamColumns, new ParamBody(dy, x, rows, e, mean, rstd, dGamma, dBeta));
+
+    /// <summary>Columns of dγ and dβ per work item: a few cache lines of each row.</summary>
+    const int ParamColumns = 32;
 
     readonly struct ForwardBody(float* x, int e, float* g, float* b, float eps, float* y, float* mean, float* rstd) : IRangeBody
     {
@@ -60,60 +72,45 @@ public static unsafe class NormGrad
         }
     }
 
+    /// <summary>
+    /// dγ and dβ for a panel of columns, rows in order: vector lanes sum their column with the same operations
+    /// in the same order as the scalar tail, so every width gives the same bits.
+    /// </summary>
     readonly struct ParamBody(float* dy, float* x, int rows, int e, float* mean, float* rstd, float* dGamma, float* dBeta) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
-            for (int i = start; i < end; i++)
+            int vc = Vector<float>.Count;
+            for (int item = start; item < end; item++)
             {
-                float sg = 0, sb = 0;
-                for (int r = 0; r < rows; r++)
+                int i = item * ParamColumns, i1 = Math.Min(e, i + ParamColumns);
+                for (; i + vc <= i1; i += vc)
                 {
-                    float d = dy[(long)r * e + i];
-                    sb += d;
-                    sg += d * (x[(long)r * e + i] - mean[r]) * rstd[r];
+                    Vector<float> sg = default, sb = default;
+                    for (int r = 0; r < rows; r++)
+                    {
+                        var d = Vector.Load(dy + (long)r * e + i);
+                        sb += d;
+                        sg += d * (Vector.Load(x + (long)r * e + i) - new Vector<float>(mean[r])) * new Vector<float>(rstd[r]);
+                    }
+                    Vector.Store(sg, dGamma + i);
+                    Vector.Store(sb, dBeta + i);
                 }
-                dGamma[i] = sg;
-                dBeta[i] = sb;
+                for (; i < i1; i++) Column(i);
             }
         }
-    }
-}
 
-/// <summary>Exact-erf GELU and its derivative gelu'(u) = Φ(u) + u·φ(u).</summary>
-public static unsafe class GeluGrad
-{
-    /// <summary>g = gelu(u) with the inference kernel's GELU, so a trained model runs as it was trained.</summary>
-    public static void Forward(float* u, float* g, long count)
-    {
-        var src = new ReadOnlySpan<float>(u, checked((int)count));
-        var dst = new Span<float>(g, checked((int)count));
-        src.CopyTo(dst);
-        Gelu.InPlace(dst);
-    }
-
-    /// <summary>du = dg·gelu'(u), rows as work items.</summary>
-    public static void Backward(float* u, float* dg, float* du, int rows, int width, ThreadTeam team) =>
-        team.For(rows, new BackwardBody(u, dg, du, width));
-
-    readonly struct BackwardBody(float* u, float* dg, float* du, int width) : IRangeBody
-    {
-        public void Run(int start, int end, int worker)
+        void Column(int i)
         {
-            for (long i = (long)start * width; i < (long)end * width; i++) du[i] = dg[i] * (float)Derivative(u[i]);
+            float sg = 0, sb = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                float d = dy[(long)r * e + i];
+                sb += d;
+                sg += d * (x[(long)r * e + i] - mean[r]) * rstd[r];
+            }
+            dGamma[i] = sg;
+            dBeta[i] = sb;
         }
-    }
-
-    const double InvSqrt2 = 0.70710678118654752440, InvSqrt2Pi = 0.39894228040143267794;
-
-    public static double Derivative(double u) => 0.5 * Erfc(-u * InvSqrt2) + u * InvSqrt2Pi * Math.Exp(-0.5 * u * u);
-
-    /// <summary>erfc by the Chebyshev fit of Numerical Recipes (relative error below 1.2e-7), in double.</summary>
-    public static double Erfc(double x)
-    {
-        double z = Math.Abs(x), t = 1 / (1 + 0.5 * z);
-        double r = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-            t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-        return x >= 0 ? r : 2 - r;
     }
 }

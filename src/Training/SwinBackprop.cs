@@ -53,7 +53,7 @@ public sealed unsafe class SwinBackprop : IBackprop
     // _stageOut[s]: the output of stage s's last block (the next merge's input; the last one feeds the final norm).
     readonly float[][] _stageOut;
     readonly float[] _patches, _embed, _embedMean, _embedRstd, _final, _finalMean, _finalRstd, _pooled, _logits;
-    // Backward scratch, shared by all blocks. _wT holds one weight transposed while its layer runs forward.
+    // Scratch shared by all blocks: _wT holds the panel copies of one linear layer's product while it runs.
     readonly float[] _wT, _d, _dH, _dQkv, _dA, _dHidden, _dU, _dGather, _dPad, _dPadSum, _dHead, _dPooled, _noBias;
     int _batch;
 
@@ -118,20 +118,23 @@ public sealed unsafe class SwinBackprop : IBackprop
         long lastRows = (long)capacity * c.Resolution(stages - 1) * c.Resolution(stages - 1);
         _final = Buf(lastRows * f); _finalMean = Buf(lastRows); _finalRstd = Buf(lastRows);
         _pooled = Buf((long)capacity * f); _logits = Buf((long)capacity * k);
-        long widestWeight = Math.Max((long)e * c.PatchDim, (long)k * f);
+        // Scratch for the linear products: a weight in panels (forward, dX) or a block of inputs in panels (dW).
+        long scratch = Math.Max(Linear(e, c.PatchDim), Linear(k, f));
         for (int s = 0; s < stages; s++)
         {
             var st = c.Stages[s];
-            widestWeight = Math.Max(widestWeight, (long)st.Dim * Math.Max(3 * st.Dim, st.MlpHidden));
-            if (s > 0) widestWeight = Math.Max(widestWeight, (long)st.Dim * 4 * c.Stages[s - 1].Dim);
+            scratch = Math.Max(scratch, Math.Max(Linear(3 * st.Dim, st.Dim), Math.Max(Linear(st.Dim, st.Dim), Math.Max(Linear(st.MlpHidden, st.Dim), Linear(st.Dim, st.MlpHidden)))));
+            if (s > 0) scratch = Math.Max(scratch, Linear(st.Dim, 4 * c.Stages[s - 1].Dim));
         }
-        _wT = Buf(widestWeight);
+        _wT = Buf(scratch);
         _d = Buf(most); _dH = Buf(most); _dQkv = Buf(most); _dA = Buf(most); _dHidden = Buf(most); _dU = Buf(most); _dGather = Buf(most);
         _dPad = Buf((long)padRows * 3 * maxDim); _dPadSum = Buf(3L * maxDim);
         _dHead = Buf((long)capacity * k); _dPooled = Buf((long)capacity * f);
         _noBias = Buf(maxDim);
     }
 
+    /// <summary>Scratch floats for a [n, k] linear layer's three products.</summary>
+    static long Linear(int n, int k) => Math.Max(DenseLinear.ScratchFloats(n, k), DenseLinear.WeightScratchFloats(k));
     static float[] Buf(long n) => GC.AllocateArray<float>(checked((int)Math.Max(n, 1)), pinned: true);
     static float* P(float[] a) => ParameterSet.Pin(a);
     float* W(string name) => Parameters.Ptr(name);
@@ -193,7 +196,7 @@ public sealed unsafe class SwinBackprop : IBackprop
         AddInPlace(mid, x, (long)rows * d);
         NormGrad.Forward(mid, rows, d, W(n.Norm2W), W(n.Norm2B), eps, P(tape.H2), P(tape.Mean2), P(tape.Rstd2), _team);
         DenseLinear.Forward(P(tape.H2), rows, d, W(n.Fc1W), W(n.Fc1B), hidden, P(tape.U), P(_wT), _team);
-        GeluGrad.Forward(P(tape.U), P(tape.G), (long)rows * hidden);
+        GeluGrad.Forward(P(tape.U), P(tape.G), rows, hidden, _team);
         DenseLinear.Forward(P(tape.G), rows, hidden, W(n.Fc2W), W(n.Fc2B), d, y, P(_wT), _team);
         AddInPlace(y, mid, (long)rows * d);
     }
@@ -214,8 +217,8 @@ public sealed unsafe class SwinBackprop : IBackprop
 
         // Head on the pooled features, then the mean pool spreads each image's gradient evenly over its tokens.
         dLogits.CopyTo(_dHead);
-        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(_pooled), f, G(_headW), G(_headB), _team, Keep(_headW));
-        DenseLinear.BackwardInput(P(_dHead), batch, k, W(_headW), f, P(_dPooled), _team);
+        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(_pooled), f, G(_headW), G(_headB), P(_wT), _team, Keep(_headW));
+        DenseLinear.BackwardInput(P(_dHead), batch, k, W(_headW), f, P(_dPooled), P(_wT), _team);
         float inv = 1f / tokens;
         for (int b = 0; b < batch; b++)
         {
@@ -240,7 +243,7 @@ public sealed unsafe class SwinBackprop : IBackprop
         _dH.AsSpan(0, rows0 * e).Clear();
         NormGrad.Backward(P(_d), P(_embed), rows0, e, W("patch_embed.norm.weight"), P(_embedMean), P(_embedRstd), P(_dH),
             G("patch_embed.norm.weight"), G("patch_embed.norm.bias"), _team);
-        DenseLinear.BackwardWeights(P(_dH), rows0, e, P(_patches), c.PatchDim, G("patch_embed.proj.weight"), G("patch_embed.proj.bias"), _team, Keep("patch_embed.proj.weight"));
+        DenseLinear.BackwardWeights(P(_dH), rows0, e, P(_patches), c.PatchDim, G("patch_embed.proj.weight"), G("patch_embed.proj.bias"), P(_wT), _team, Keep("patch_embed.proj.weight"));
     }
 
     /// <summary>_d: dL/d(stage s input) → dL/d(stage s−1 output), through reduction, LN(4C) and the 2×2 gather.</summary>
@@ -248,8 +251,8 @@ public sealed unsafe class SwinBackprop : IBackprop
     {
         var m = _merges[s]!;
         int prev = _c.Stages[s - 1].Dim, dim = _c.Stages[s].Dim, rows = Rows(s, batch), side = _c.Resolution(s - 1);
-        DenseLinear.BackwardWeights(P(_d), rows, dim, P(m.Norm), 4 * prev, G(_reduction[s]), P(_noBias), _team, Keep(_reduction[s]));
-        DenseLinear.BackwardInput(P(_d), rows, dim, W(_reduction[s]), 4 * prev, P(_dH), _team);
+        DenseLinear.BackwardWeights(P(_d), rows, dim, P(m.Norm), 4 * prev, G(_reduction[s]), P(_noBias), P(_wT), _team, Keep(_reduction[s]));
+        DenseLinear.BackwardInput(P(_d), rows, dim, W(_reduction[s]), 4 * prev, P(_dH), P(_wT), _team);
         _dGather.AsSpan(0, rows * 4 * prev).Clear();
         NormGrad.Backward(P(_dH), P(m.In), rows, 4 * prev, W(_mergeNormW[s]), P(m.Mean), P(m.Rstd), P(_dGather), G(_mergeNormW[s]), G(_mergeNormB[s]), _team);
         // The gather is a permutation of the previous map's rows: its backward scatters each part back.
@@ -264,24 +267,24 @@ public sealed unsafe class SwinBackprop : IBackprop
         int dim = _c.Stages[s].Dim, hid = _c.Stages[s].MlpHidden, rows = Rows(s, batch);
         float* d = P(_d);
         // MLP branch: y = mid + fc2(gelu(fc1(norm2(mid)))).
-        DenseLinear.BackwardWeights(d, rows, dim, P(tape.G), hid, G(n.Fc2W), G(n.Fc2B), _team, Keep(n.Fc2W));
-        DenseLinear.BackwardInput(d, rows, dim, W(n.Fc2W), hid, P(_dHidden), _team);
+        DenseLinear.BackwardWeights(d, rows, dim, P(tape.G), hid, G(n.Fc2W), G(n.Fc2B), P(_wT), _team, Keep(n.Fc2W));
+        DenseLinear.BackwardInput(d, rows, dim, W(n.Fc2W), hid, P(_dHidden), P(_wT), _team);
         GeluGrad.Backward(P(tape.U), P(_dHidden), P(_dU), rows, hid, _team);
-        DenseLinear.BackwardWeights(P(_dU), rows, hid, P(tape.H2), dim, G(n.Fc1W), G(n.Fc1B), _team, Keep(n.Fc1W));
-        DenseLinear.BackwardInput(P(_dU), rows, hid, W(n.Fc1W), dim, P(_dH), _team);
+        DenseLinear.BackwardWeights(P(_dU), rows, hid, P(tape.H2), dim, G(n.Fc1W), G(n.Fc1B), P(_wT), _team, Keep(n.Fc1W));
+        DenseLinear.BackwardInput(P(_dU), rows, hid, W(n.Fc1W), dim, P(_dH), P(_wT), _team);
         NormGrad.Backward(P(_dH), P(tape.Mid), rows, dim, W(n.Norm2W), P(tape.Mean2), P(tape.Rstd2), d, G(n.Norm2W), G(n.Norm2B), _team);
         // Attention branch: mid = x + proj(window attention(qkv(norm1(x)))).
-        DenseLinear.BackwardWeights(d, rows, dim, P(tape.A), dim, G(n.ProjW), G(n.ProjB), _team, Keep(n.ProjW));
-        DenseLinear.BackwardInput(d, rows, dim, W(n.ProjW), dim, P(_dA), _team);
+        DenseLinear.BackwardWeights(d, rows, dim, P(tape.A), dim, G(n.ProjW), G(n.ProjB), P(_wT), _team, Keep(n.ProjW));
+        DenseLinear.BackwardInput(d, rows, dim, W(n.ProjW), dim, P(_dA), P(_wT), _team);
         attention.Backward(P(tape.Qkv), W(n.QkvB), P(tape.P), P(_dA), batch, P(_dQkv), G(n.Table), P(_dPad), P(_dPadSum), _team);
-        DenseLinear.BackwardWeights(P(_dQkv), rows, 3 * dim, P(tape.H1), dim, G(n.QkvW), G(n.QkvB), _team, Keep(n.QkvW));
+        DenseLinear.BackwardWeights(P(_dQkv), rows, 3 * dim, P(tape.H1), dim, G(n.QkvW), G(n.QkvB), P(_wT), _team, Keep(n.QkvW));
         if (attention.Pads)
         {
             // Padded tokens are the qkv bias itself (zeros after norm1): their q, k, v gradients are the bias's too.
             float* db = G(n.QkvB);
             for (int i = 0; i < 3 * dim; i++) db[i] += _dPadSum[i];
         }
-        DenseLinear.BackwardInput(P(_dQkv), rows, 3 * dim, W(n.QkvW), dim, P(_dH), _team);
+        DenseLinear.BackwardInput(P(_dQkv), rows, 3 * dim, W(n.QkvW), dim, P(_dH), P(_wT), _team);
         NormGrad.Backward(P(_dH), P(tape.X), rows, dim, W(n.Norm1W), P(tape.Mean1), P(tape.Rstd1), d, G(n.Norm1W), G(n.Norm1B), _team);
     }
 
