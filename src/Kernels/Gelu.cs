@@ -15,8 +15,20 @@ public static class Gelu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Apply<TOps, TV>(TV x) where TOps : struct, IVec<TV> where TV : struct
     {
-        TV z = TOps.Mul(x, TOps.Broadcast(-InvSqrt2));
-        TV a = TOps.Abs(z);
+        TV y = ErfcAbs<TOps, TV>(x, out _, out _);
+        // erfc(−x/√2) = y for x ≤ 0, 2 − y for x > 0.
+        TV erfc = TOps.Select(TOps.LessThan(TOps.Zero, x), TOps.Sub(TOps.Broadcast(2f), y), y);
+        return TOps.Mul(TOps.Mul(x, TOps.Broadcast(0.5f)), erfc);
+    }
+
+    /// <summary>
+    /// erfc(|x|/√2) by the fit, and −x²/2 as an exactly rounded part plus its rounding error (so exp(−x²/2), the
+    /// normal density's core, costs the caller one <see cref="FastExp"/>): GELU's forward and its derivative share it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ErfcAbs<TOps, TV>(TV x, out TV negHalfSquare, out TV negHalfSquareError) where TOps : struct, IVec<TV> where TV : struct
+    {
+        TV a = TOps.Abs(TOps.Mul(x, TOps.Broadcast(-InvSqrt2)));
         TV t = TOps.Reciprocal(TOps.Fma(a, TOps.Broadcast(0.5f), TOps.Broadcast(1f)));
         TV p = TOps.Broadcast(0.17087277f);
         p = TOps.Fma(p, t, TOps.Broadcast(-0.82215223f));
@@ -28,16 +40,13 @@ public static class Gelu
         p = TOps.Fma(p, t, TOps.Broadcast(0.37409196f));
         p = TOps.Fma(p, t, TOps.Broadcast(1.00002368f));
         p = TOps.Fma(p, t, TOps.Broadcast(-1.26551223f));
-        // a² = x²/2 from x itself (z = x/√2 is already rounded, which would cost 1e-5 relative at x = −12);
+        // a² = x²/2 from x itself (x/√2 is already rounded, which would cost 1e-5 relative at x = −12);
         // the rounding error of x² is folded into the small exponent.
         TV xx = TOps.Mul(x, x);
         TV half = TOps.Broadcast(0.5f);
-        TV a2 = TOps.Mul(xx, half);
-        TV a2Err = TOps.Mul(SquareError<TOps, TV>(x, xx), half);
-        TV y = TOps.Mul(t, FastExp.Exp<TOps, TV>(TOps.Sub(TOps.Zero, a2), TOps.Sub(p, a2Err)));
-        // erfc(z) = y for z >= 0, 2 − y for z < 0.
-        TV erfc = TOps.Select(TOps.LessThan(z, TOps.Zero), TOps.Sub(TOps.Broadcast(2f), y), y);
-        return TOps.Mul(TOps.Mul(x, TOps.Broadcast(0.5f)), erfc);
+        negHalfSquare = TOps.Sub(TOps.Zero, TOps.Mul(xx, half));
+        negHalfSquareError = TOps.Sub(TOps.Zero, TOps.Mul(SquareError<TOps, TV>(x, xx), half));
+        return TOps.Mul(t, FastExp.Exp<TOps, TV>(negHalfSquare, TOps.Add(p, negHalfSquareError)));
     }
 
     /// <summary>

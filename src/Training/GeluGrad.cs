@@ -66,44 +66,13 @@ public static unsafe class GeluGrad
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Derivative<TOps, TV>(TV u) where TOps : struct, IVec<TV> where TV : struct
     {
-        const float InvSqrt2 = 0.70710678118654752f, InvSqrt2Pi = 0.39894228040143267794f;
-        TV a = TOps.Abs(TOps.Mul(u, TOps.Broadcast(InvSqrt2)));
-        TV t = TOps.Reciprocal(TOps.Fma(a, TOps.Broadcast(0.5f), TOps.Broadcast(1f)));
-        TV p = TOps.Broadcast(0.17087277f);
-        p = TOps.Fma(p, t, TOps.Broadcast(-0.82215223f));
-        p = TOps.Fma(p, t, TOps.Broadcast(1.48851587f));
-        p = TOps.Fma(p, t, TOps.Broadcast(-1.13520398f));
-        p = TOps.Fma(p, t, TOps.Broadcast(0.27886807f));
-        p = TOps.Fma(p, t, TOps.Broadcast(-0.18628806f));
-        p = TOps.Fma(p, t, TOps.Broadcast(0.09678418f));
-        p = TOps.Fma(p, t, TOps.Broadcast(0.37409196f));
-        p = TOps.Fma(p, t, TOps.Broadcast(1.00002368f));
-        p = TOps.Fma(p, t, TOps.Broadcast(-1.26551223f));
-        // −a² = −u²/2 as fl(u²)/2 plus the rounding error of u² (exact halves), as the forward kernel does.
-        TV uu = TOps.Mul(u, u);
-        TV half = TOps.Broadcast(0.5f);
-        TV a2 = TOps.Mul(uu, half);
-        TV a2Err = TOps.Mul(SquareError<TOps, TV>(u, uu), half);
-        TV negA2 = TOps.Sub(TOps.Zero, a2), negErr = TOps.Sub(TOps.Zero, a2Err);
-        TV erfcA = TOps.Mul(t, FastExp.Exp<TOps, TV>(negA2, TOps.Add(p, negErr)));
+        const float InvSqrt2Pi = 0.39894228040143267794f;
+        TV erfcA = Gelu.ErfcAbs<TOps, TV>(u, out TV negA2, out TV negErr);
         // Φ(u) = erfc(−u/√2)/2: erfc(a)/2 for u ≤ 0, 1 − erfc(a)/2 for u > 0.
-        TV halfErfc = TOps.Mul(erfcA, half);
+        TV halfErfc = TOps.Mul(erfcA, TOps.Broadcast(0.5f));
         TV phiCdf = TOps.Select(TOps.LessThan(TOps.Zero, u), TOps.Sub(TOps.Broadcast(1f), halfErfc), halfErfc);
         TV density = TOps.Mul(FastExp.Exp<TOps, TV>(negA2, negErr), TOps.Broadcast(InvSqrt2Pi));
         return TOps.Fma(u, density, phiCdf);
-    }
-
-    /// <summary>x² − fl(x²) exactly (see <see cref="Gelu"/>): a fused multiply-add where the hardware has one, Dekker's product elsewhere.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV SquareError<TOps, TV>(TV x, TV xx) where TOps : struct, IVec<TV> where TV : struct
-    {
-        if (HardwareFma.IsSupported) return TOps.Fma(x, x, TOps.Sub(TOps.Zero, xx));
-        TV c = TOps.Mul(x, TOps.Broadcast(4097f));   // 2^12 + 1
-        TV hi = TOps.Sub(c, TOps.Sub(c, x));
-        TV lo = TOps.Sub(x, hi);
-        TV e = TOps.Sub(TOps.Mul(hi, hi), xx);
-        e = TOps.Add(e, TOps.Mul(TOps.Add(hi, hi), lo));
-        return TOps.Add(e, TOps.Mul(lo, lo));
     }
 
     const double InvSqrt2D = 0.70710678118654752440, InvSqrt2PiD = 0.39894228040143267794;
