@@ -17,8 +17,8 @@ cli() { "$VITSPARSE" "$@"; }
 if [ -n "${KEEP:-}" ]; then work=$KEEP; mkdir -p "$work"; else work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 limit=${LIMIT:-10000}   # LIMIT=N: only the first N test images (a quick check of the pipeline)
-top1() { cli eval --weights "$1" --idx $data/t10k-images-idx3-ubyte.gz $data/t10k-labels-idx1-ubyte.gz --limit $limit --threads 1 --json "$1.eval.json" >/dev/null
-         json "$1.eval.json" "f\"{d['top1']*100:.2f}\""; }
+top1() { cli eval --weights "$1" --idx $data/t10k-images-idx3-ubyte.gz $data/t10k-labels-idx1-ubyte.gz --limit $limit --threads 1 --json "$work/eval.json" >/dev/null
+         json "$work/eval.json" "f\"{d['top1']*100:.2f}\""; }
 
 # --params-removed is a fraction of ALL parameters (README "DIMAP pruning (Swin)"); a fraction f of the prunable
 # weights is f·P/N of them. N and P are counted in the model file (every tensor; the blocks' qkv/proj/fc1/fc2
