@@ -12,9 +12,14 @@ to 0, label smoothing 0.1, horizontal flips; normalisation mean 0.2860, std 0.35
 Needs Debian python3-torch, python3-numpy and dataset-fashion-mnist. From the repository root:
   /usr/bin/python3 tools/swin_fmnist/swin_fmnist.py train [--epochs 6] [--threads 2]
       writes tests/fixtures/swin_fmnist.safetensors (F16 + VitSparse Swin config metadata) and
-      tools/swin_fmnist/train_log.txt
-  /usr/bin/python3 tools/swin_fmnist/swin_fmnist.py eval FILE...
+      tools/swin_fmnist/train_log.txt, then the reference outputs below
+  /usr/bin/python3 tools/swin_fmnist/swin_fmnist.py reference
+      writes, from the stored F16 fixture, tests/fixtures/swin_fmnist.test_pred.npy (PyTorch's class for each of
+      the 10k test images, float32), swin_fmnist.sample.input.npy (the first 16 test images, preprocessed, NCHW)
+      and swin_fmnist.sample.logits.npy (their logits, computed in float64)
+  /usr/bin/python3 tools/swin_fmnist/swin_fmnist.py eval FILE... [--limit N] [--threads T]
       prints "FILE top1" for each (dense or VitSparse CSR/BSR-stored) safetensors on the 10k test images
+      (the first N with --limit)
 """
 import gzip
 import json
@@ -238,6 +243,24 @@ def train(epochs, threads):
     w = {k: torch.from_numpy(v) for k, v in load_vitsparse(os.path.join(ROOT, "tests", "fixtures", "swin_fmnist.safetensors")).items()}
     model.load_state_dict(w)
     say(f"stored F16 weights: test top-1 {evaluate(model, xte, yte) * 100:.2f}% after {time.time() - start:.0f} s")
+    write_reference()
+
+
+def write_reference():
+    """PyTorch's predictions and sample logits of the stored fixture, for the C# tests (SwinFashionMnistTests)."""
+    out = os.path.join(ROOT, "tests", "fixtures")
+    xte, yte = images("t10k")
+    model = SwinFmnist()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in load_vitsparse(os.path.join(out, "swin_fmnist.safetensors")).items()})
+    model.eval()
+    with torch.no_grad():
+        preds = torch.cat([model(xte[i:i + 500]).argmax(1) for i in range(0, len(xte), 500)])
+        sample = model.double()(xte[:16].double())
+    np.save(os.path.join(out, "swin_fmnist.test_pred.npy"), preds.numpy().astype(np.float32))
+    np.save(os.path.join(out, "swin_fmnist.sample.input.npy"), xte[:16].numpy())
+    np.save(os.path.join(out, "swin_fmnist.sample.logits.npy"), sample.float().numpy())
+    print(f"reference: top-1 {(preds == yte).float().mean().item() * 100:.2f}% (10k), "
+          f"{(preds[:2000] == yte[:2000]).float().mean().item() * 100:.2f}% (first 2000)", flush=True)
 
 
 def save(model, path=os.path.join(ROOT, "tests", "fixtures", "swin_fmnist.safetensors")):
@@ -250,11 +273,17 @@ def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "train":
         epochs = int(next((sys.argv[i + 1] for i, v in enumerate(sys.argv) if v == "--epochs"), "6"))
         train(epochs, _threads)
+    elif len(sys.argv) >= 2 and sys.argv[1] == "reference":
+        torch.set_num_threads(int(_threads))
+        write_reference()
     elif len(sys.argv) >= 3 and sys.argv[1] == "eval":
         torch.set_num_threads(int(_threads))
         xte, yte = images("t10k")
+        limit = int(next((sys.argv[i + 1] for i, v in enumerate(sys.argv) if v == "--limit"), len(xte)))
+        xte, yte = xte[:limit], yte[:limit]
         model = SwinFmnist()
-        for path in [a for a in sys.argv[2:] if not a.startswith("--") and a != _threads]:
+        values = {sys.argv[i + 1] for i, v in enumerate(sys.argv[:-1]) if v in ("--threads", "--limit")}
+        for path in [a for a in sys.argv[2:] if not a.startswith("--") and a not in values]:
             model.load_state_dict({k: torch.from_numpy(v) for k, v in load_vitsparse(path).items()})
             print(f"{path} {evaluate(model, xte, yte) * 100:.2f}", flush=True)
     else:
