@@ -243,25 +243,6 @@ public sealed class CsrLinear : ILinear
     }
 
     /// <summary>
-    /// Writes a finished Yᵀ tile (rows × tokens, row stride tileStride) into Y[m0.., n0..] transposed, stored
-    /// or added (residual): 8×8 blocks with AVX shuffles, the ragged edges element by element.
-    /// </summary>
-    static unsafe void WriteOut(float* tile, int tileStride, int rows, int tokens, float* y, int ldy, Epilogue ep)
-    {
-        bool acc = ep == Epilogue.BiasAccumulate;
-        int rows8 = Transpose8x8.IsSupported ? rows / 8 * 8 : 0, tokens8 = Transpose8x8.IsSupported ? tokens / 8 * 8 : 0;
-        for (int r0 = 0; r0 < rows8; r0 += 8)
-            for (int j0 = 0; j0 < tokens8; j0 += 8)
-                Transpose8x8.Block(tile + r0 * tileStride + j0, tileStride, y + (long)j0 * ldy + r0, ldy, acc);
-        for (int j = 0; j < tokens; j++)
-        {
-            float* yr = y + (long)j * ldy;
-            for (int r = j < tokens8 ? rows8 : 0; r < rows; r++)
-                yr[r] = acc ? yr[r] + tile[r * tileStride + j] : tile[r * tileStride + j];
-        }
-    }
-
-    /// <summary>
     /// One work item = 16 output rows × one chunk of tokens, chunk-major within a band of row groups. Within an item, K goes in blocks of
     /// <see cref="KBlock"/> features: the block of the panel serves all 16 rows from L1, where the whole
     /// panel (K rows) would stream from L2 for every row; partial sums wait in the tile.
@@ -311,7 +292,7 @@ public sealed class CsrLinear : ILinear
                         }
                     }
                     FeatureMajor.FinishTile<TOps, TV>(tile, chunkTokens, rows, vecs, bias + n0, ep);
-                    WriteOut(tile, chunkTokens, rows, tokens, y + (long)m0 * ldy + n0, ldy, ep);
+                    FeatureMajor.WriteOut(tile, chunkTokens, rows, tokens, y + (long)m0 * ldy + n0, ldy, ep);
                 }
             }
         }

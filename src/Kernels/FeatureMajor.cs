@@ -4,8 +4,8 @@ namespace VitSparse.Kernels;
 
 /// <summary>
 /// The token-contiguous ("feature-major") layout the sparse kernels run on (anchors.md §0.3, XNNPACK's
-/// spmm): Xᵀ[K][Mpad], so a kept weight is broadcast once and multiplies a whole vector of tokens. X is
-/// transposed once per layer call into the caller's shared scratch; results leave the registers as
+/// spmm): Xᵀ in panels of tokens, so a kept weight is broadcast once and multiplies a whole vector of tokens. X
+/// is transposed once per layer call into the caller's shared scratch (8×8 AVX shuffle blocks, <see cref="Transpose8x8"/>); results leave the registers as
 /// Yᵀ tiles of 8 output rows, get bias and GELU there (one bias per row = one broadcast), and are written
 /// back transposed into Y[M][N] with the same epilogues as the dense path.
 /// </summary>
@@ -13,9 +13,6 @@ internal static unsafe class FeatureMajor
 {
     /// <summary>Output rows per register tile, and the row granularity of the sparse weight layouts.</summary>
     public const int Rows = 8;
-    /// <summary>Tokens of Xᵀ that one transpose item handles (a cache line of floats).</summary>
-    const int TransposeTokens = 16;
-
     /// <summary>Extra floats a buffer needs so that a 64-byte aligned start fits in it.</summary>
     public const int AlignFloats = 16;
 
@@ -24,40 +21,7 @@ internal static unsafe class FeatureMajor
     public static float* AlignUp(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
     /// <summary>Tokens padded to whole 16-float lines, so every vector width loads whole vectors.</summary>
-    public static int PaddedTokens(int m) => (m + TransposeTokens - 1) / TransposeTokens * TransposeTokens;
-
-    /// <summary>
-    /// Fills xt[kPad][mPad] with Xᵀ: tokens past m and features past k are zero, so padded weights and
-    /// padded tokens multiply finite numbers. Parallel over 16-token columns; each item owns its columns.
-    /// </summary>
-    public static void Transpose(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team)
-    {
-        var body = new TransposeBody(x, m, ldx, k, xt, kPad, mPad);
-        if ((long)mPad * kPad <= ThreadTeam.CallerFloats) team.OnCaller(mPad / TransposeTokens, body);
-        else team.For(mPad / TransposeTokens, body);
-    }
-
-    readonly struct TransposeBody(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad) : IRangeBody
-    {
-        public void Run(int start, int end, int worker)
-        {
-            for (int item = start; item < end; item++)
-            {
-                int t0 = item * TransposeTokens, tokens = Math.Min(TransposeTokens, m - t0);
-                float* dst = xt + t0;
-                // 16 source rows are read side by side, so each stays in L1 while kk walks along it.
-                for (int kk = 0; kk < k; kk++, dst += mPad)
-                {
-                    float* src = x + (long)t0 * ldx + kk;
-                    int j = 0;
-                    for (; j < tokens; j++) dst[j] = src[(long)j * ldx];
-                    for (; j < TransposeTokens; j++) dst[j] = 0f;
-                }
-                for (int kk = k; kk < kPad; kk++, dst += mPad)
-                    new Span<float>(dst, TransposeTokens).Clear();
-            }
-        }
-    }
+    public static int PaddedTokens(int m) => (m + Panel - 1) / Panel * Panel;
 
     /// <summary>Tokens per panel of the paneled Xᵀ layout (one 512-bit vector).</summary>
     public const int Panel = 16;
@@ -65,7 +29,8 @@ internal static unsafe class FeatureMajor
     /// <summary>
     /// Fills xt with Xᵀ in panels of 16 tokens, [mPad/16][kPad][16]: a register tile walking down K reads
     /// one contiguous stream per token vector (sequential lines the prefetchers follow), instead of one
-    /// line per row of a row-major Xᵀ. Padding is zero as in <see cref="Transpose"/>.
+    /// line per row of a row-major Xᵀ. Tokens past m and features past k are zero, so padded weights and padded
+    /// tokens multiply finite numbers.
     /// </summary>
     public static void TransposeToPanels(float* x, int m, int ldx, int k, float* xt, int kPad, int mPad, ThreadTeam team)
     {
@@ -82,18 +47,26 @@ internal static unsafe class FeatureMajor
     {
         public void Run(int start, int end, int worker)
         {
+            int k8 = Transpose8x8.IsSupported ? k / 8 * 8 : 0;
             for (int item = start; item < end; item++)
             {
                 int t0 = item * Panel, tokens = Math.Min(Panel, m - t0);
-                float* dst = xt + (long)item * kPad * Panel;
-                for (int kk = 0; kk < k; kk++, dst += Panel)
+                float* panel = xt + (long)item * kPad * Panel;
+                // Each half panel of 8 tokens: whole 8×8 blocks by AVX shuffles, the rest (and ragged halves) element by element.
+                for (int j0 = 0; j0 < Panel; j0 += 8)
                 {
-                    float* src = x + (long)t0 * ldx + kk;
-                    int j = 0;
-                    for (; j < tokens; j++) dst[j] = src[(long)j * ldx];
-                    for (; j < Panel; j++) dst[j] = 0f;
+                    int n = Math.Clamp(tokens - j0, 0, 8), kFrom = n == 8 ? k8 : 0;
+                    for (int kk = 0; kk < kFrom; kk += 8)
+                        Transpose8x8.Block(x + (long)(t0 + j0) * ldx + kk, ldx, panel + (long)kk * Panel + j0, Panel);
+                    for (int kk = kFrom; kk < k; kk++)
+                    {
+                        float* d = panel + (long)kk * Panel + j0;
+                        int j = 0;
+                        for (; j < n; j++) d[j] = x[(long)(t0 + j0 + j) * ldx + kk];
+                        for (; j < 8; j++) d[j] = 0f;
+                    }
                 }
-                new Span<float>(dst, (kPad - k) * Panel).Clear();
+                new Span<float>(panel + (long)k * Panel, (kPad - k) * Panel).Clear();
             }
         }
     }
@@ -120,21 +93,21 @@ internal static unsafe class FeatureMajor
     }
 
     /// <summary>
-    /// Writes a finished Yᵀ tile (rows × tokens, row stride tileStride) into Y[m0.., n0..] transposed:
-    /// token j's rows land as `rows` contiguous floats of Y's row j, stored or added (residual).
+    /// Writes a finished Yᵀ tile (rows × tokens, row stride tileStride) into Y[m0.., n0..] transposed, stored
+    /// or added (residual): 8×8 blocks with AVX shuffles, the ragged edges element by element.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void WriteOut(float* tile, int tileStride, int rows, int tokens, float* y, int ldy, Epilogue ep)
     {
-        if (ep == Epilogue.BiasAccumulate)
+        bool acc = ep == Epilogue.BiasAccumulate;
+        int rows8 = Transpose8x8.IsSupported ? rows / 8 * 8 : 0, tokens8 = Transpose8x8.IsSupported ? tokens / 8 * 8 : 0;
+        for (int r0 = 0; r0 < rows8; r0 += 8)
+            for (int j0 = 0; j0 < tokens8; j0 += 8)
+                Transpose8x8.Block(tile + r0 * tileStride + j0, tileStride, y + (long)j0 * ldy + r0, ldy, acc);
+        for (int j = 0; j < tokens; j++)
         {
-            for (int j = 0; j < tokens; j++, y += ldy)
-                for (int r = 0; r < rows; r++) y[r] += tile[r * tileStride + j];
-        }
-        else
-        {
-            for (int j = 0; j < tokens; j++, y += ldy)
-                for (int r = 0; r < rows; r++) y[r] = tile[r * tileStride + j];
+            float* yr = y + (long)j * ldy;
+            for (int r = j < tokens8 ? rows8 : 0; r < rows; r++)
+                yr[r] = acc ? yr[r] + tile[r * tileStride + j] : tile[r * tileStride + j];
         }
     }
 
