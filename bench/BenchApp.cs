@@ -62,6 +62,8 @@ public sealed record BenchReport(string Machine, List<BenchResult> Results, List
 public static partial class BenchApp
 {
     const int RoundSize = 5;
+    /// <summary>Pause before each round, longer than a thread pool's spin-before-sleep.</summary>
+    const int SettleMs = 50;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -351,7 +353,13 @@ public static partial class BenchApp
             foreach (var (_, x) in contenders) x.Round(s.Warmup);
             foreach (var (_, x) in contenders) x.Times.Clear();
             for (int done = 0; done < s.Iterations; done += RoundSize)
-                foreach (var (_, x) in contenders) x.Round(Math.Min(RoundSize, s.Iterations - done));
+                foreach (var (_, x) in contenders)
+                {
+                    // A runtime's idle pool threads may still spin right after its round (ONNX Runtime's do): let them
+                    // settle, so the next runtime's first runs are not timed against them.
+                    Thread.Sleep(SettleMs);
+                    x.Round(Math.Min(RoundSize, s.Iterations - done));
+                }
             if (energy != null)
                 EnergyBench.Measure(energy, contenders.Select(x => (x.Variant.Label, x.Variant.Model, x.Contender.Name, Median(x.Contender.Times), (Action<int>)x.Contender.Untimed)).ToList(), s.Batch, log);
 
