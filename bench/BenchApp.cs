@@ -211,6 +211,23 @@ public static partial class BenchApp
         }
     }
 
+    /// <summary>
+    /// Warms every contender up, then times them in alternating rounds of <see cref="RoundSize"/>, each round after a
+    /// pause: a runtime's idle pool threads may still spin right after its round (ONNX Runtime's do), and the next
+    /// runtime's first runs must not be timed against them.
+    /// </summary>
+    static void Alternate(IReadOnlyList<Contender> contenders, int warmup, int iterations)
+    {
+        foreach (var x in contenders) x.Round(warmup);
+        foreach (var x in contenders) x.Times.Clear();
+        for (int done = 0; done < iterations; done += RoundSize)
+            foreach (var x in contenders)
+            {
+                Thread.Sleep(SettleMs);
+                x.Round(Math.Min(RoundSize, iterations - done));
+            }
+    }
+
     /// <summary>A runtime under test: runs one inference when asked, keeps its timings.</summary>
     sealed class Contender(string name, Func<int, double[]> run, float[]? logits)
     {
@@ -350,16 +367,7 @@ public static partial class BenchApp
                 log.WriteLine($"{name}: {s.Load} busy process{(s.Load == 1 ? "" : "es")} started (PID {string.Join(", ", busy.Pids)})");
             }
             log.WriteLine($"{name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => $"{x.Contender.Name} on {x.Variant.Label}"))} ({s.Warmup} runs each)…");
-            foreach (var (_, x) in contenders) x.Round(s.Warmup);
-            foreach (var (_, x) in contenders) x.Times.Clear();
-            for (int done = 0; done < s.Iterations; done += RoundSize)
-                foreach (var (_, x) in contenders)
-                {
-                    // A runtime's idle pool threads may still spin right after its round (ONNX Runtime's do): let them
-                    // settle, so the next runtime's first runs are not timed against them.
-                    Thread.Sleep(SettleMs);
-                    x.Round(Math.Min(RoundSize, s.Iterations - done));
-                }
+            Alternate(contenders.Select(x => x.Contender).ToList(), s.Warmup, s.Iterations);
             if (energy != null)
                 EnergyBench.Measure(energy, contenders.Select(x => (x.Variant.Label, x.Variant.Model, x.Contender.Name, Median(x.Contender.Times), (Action<int>)x.Contender.Untimed)).ToList(), s.Batch, log);
 

@@ -73,10 +73,7 @@ public static partial class BenchApp
                 }
             }
             log.WriteLine($"{name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => $"{x.Contender.Name} on {x.Variant.Label}"))} ({s.Warmup} runs each)…");
-            foreach (var (_, x) in contenders) x.Round(s.Warmup);
-            foreach (var (_, x) in contenders) x.Times.Clear();
-            for (int done = 0; done < s.Iterations; done += RoundSize)
-                foreach (var (_, x) in contenders) x.Round(Math.Min(RoundSize, s.Iterations - done));
+            Alternate(contenders.Select(x => x.Contender).ToList(), s.Warmup, s.Iterations);
             for (int i = 0; i < variants.Count; i++)
             {
                 var session = sessions[i];
