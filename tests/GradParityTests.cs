@@ -123,10 +123,7 @@ public class GradParityTests(ITestOutputHelper output)
             bp.Backward(dLogits);
         }
         Step();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        Step();
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Assert.Equal(0, Fixtures.ThreadAllocations(Step));
     }
 
     [Fact]

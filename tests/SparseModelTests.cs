@@ -103,9 +103,7 @@ public class SparseModelTests
         var logits = new float[2 * Config.NumClasses];
         using var session = new InferenceSession(model, threads);
         for (int i = 0; i < 5; i++) session.Run(x, 2, logits);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 20; i++) session.Run(x, 2, logits);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, Fixtures.ThreadAllocations(() => { for (int i = 0; i < 20; i++) session.Run(x, 2, logits); }));
     }
 
     [Fact]

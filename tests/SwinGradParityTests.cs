@@ -133,9 +133,7 @@ public class SwinGradParityTests(ITestOutputHelper output)
             bp.Backward(dLogits);
         }
         Step();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        Step();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, Fixtures.ThreadAllocations(Step));
     }
 
     [Fact]

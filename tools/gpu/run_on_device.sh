@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# GPU measurement for a session that is lent an NVIDIA H100/H200 through the device tool (not run in CI; no GPU here).
+# GPU measurement for a session that is lent an NVIDIA H100/H200 through the device tool (not run in CI).
 # That machine has no .NET: this script runs a self-contained build carried there, made here first with
-#   tools/gpu/run_on_device.sh --publish        # → artifacts/gpu/vitsparse-bench.tar.xz (git-ignored, < 64 MiB)
+#   tools/gpu/run_on_device.sh --publish        # → artifacts/gpu/ (git-ignored, < 64 MiB)
 # then, through the device tool:  run(command="tools/gpu/run_on_device.sh", carry=["artifacts/gpu"], timeout_s=600)
-# It measures, each at batch 1, 8 and 64 (BATCHES to change):
-#   - VitSparse on --device gpu: deit_s, deit_b, deit_s_snp (dense and SNP-pruned in one run: the SNP speedup),
-#     latency, images/s, launches per inference (--breakdown), max |Δlogit| of the GPU against the CPU backend;
-#   - PyTorch eager and torch.compile on the same seeded weights (tools/gpu/torch_gpu_bench.py), TF32 off;
-#   - SGEMM: VitSparse's ILGPU GEMM (bench gemm) and cuBLAS on DeiT-S/B fc1 and fc2 shapes at batch 64.
-# Everything lands in $OUT (the device tool's return folder): at most 8 files.
-set -euo pipefail
+# Device time is scarce (about 15 minutes a session, starts included), so the steps run in order of importance
+# under one budget (BUDGET_S, default 420 s) and a step that would overrun it is cut short or skipped:
+#   1. VitSparse on --device gpu, batch 1/8/64: deit_s_snp and deit_b_snp, each beside its dense model in the same
+#      run (latency, images/s, the SNP speedup, launches per inference, max |Δlogit| against the CPU backend);
+#   2. PyTorch eager on the same shapes (tools/gpu/torch_gpu_bench.py; TF32 off) and cuBLAS SGEMM;
+#   3. VitSparse's ILGPU SGEMM (bench gemm) on DeiT-S/B fc1/fc2 at batch 64;
+#   4. block sparsity on the GPU (deit_s with half its 32×32 blocks zeroed) and fp16 weights;
+#   5. NVML joules per inference, dense against SNP (bench --energy --meter nvml);
+#   6. torch.compile, with whatever budget is left.
+# Everything lands in $OUT (the device tool's return folder): log.txt, torch.json, vitsparse.json.
+# Smoke test on a machine without a GPU (the flow only: ILGPU's CPU accelerator is too slow to finish a model):
+#   DEVICE=ilgpu-cpu TORCH_DEVICE=cpu PY=/usr/bin/python3 SMOKE=1 BUDGET_S=200 tools/gpu/run_on_device.sh
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 pub=artifacts/gpu
 if [ "${1:-}" = --publish ]; then
-  rm -rf "$pub/bench" && mkdir -p "$pub"
+  set -e
+  rm -rf "$pub" && mkdir -p "$pub/configs"
+  # The PyTorch peer builds the same shapes from the configs bench writes for its CPU torch peer.
+  for c in deit_small_patch16_224 deit_base_patch16_224 deit_s_snp deit_b_snp; do
+    f=$(ls -t artifacts/peers/"$c"-*.json 2>/dev/null | head -1)
+    [ -n "$f" ] || { echo "no artifacts/peers/$c-*.json: run bench --model deit_s_snp,deit_b_snp --peers torch --iterations 1 once" >&2; exit 1; }
+    cp "$f" "$pub/configs/$c.json"
+  done
   # Self-contained (no .NET there), not trimmed (ILGPU compiles kernels from IL by reflection), JIT (not AOT).
   dotnet publish bench -c Release -r linux-x64 --self-contained true -p:PublishReadyToRun=false \
     -p:SatelliteResourceLanguages=en -o "$pub/bench" -nologo -v q
@@ -28,46 +41,70 @@ if [ "${1:-}" = --publish ]; then
 fi
 
 OUT=${OUT:-/tmp/vitsparse-gpu-out}; mkdir -p "$OUT"
+DEVICE=${DEVICE:-gpu}; TORCH_DEVICE=${TORCH_DEVICE:-cuda}; py=${PY:-python3}; BUDGET_S=${BUDGET_S:-420}
 BATCHES=${BATCHES:-1 8 64}
-log="$OUT/log.txt"
-exec > >(tee -a "$log") 2>&1
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
+start=$SECONDS
+exec > >(tee -a "$OUT/log.txt") 2>&1
+
+# step NAME MAX_SECONDS COMMAND...: runs COMMAND within the budget left (skipped under 15 s), never stops the script.
+step() {
+  local name=$1 t=$2; shift 2
+  local left=$((BUDGET_S - (SECONDS - start)))
+  if [ "$left" -lt 15 ]; then echo "== $name: skipped (budget spent)"; return 0; fi
+  [ "$t" -gt "$left" ] && t=$left
+  echo "== $name (at $((SECONDS - start)) s, at most $t s)"
+  timeout "$t" "$@"; local rc=$?
+  [ $rc -eq 0 ] || echo "== $name: exit $rc"
+  return 0
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
 work=/tmp/vitsparse-gpu; rm -rf "$work"; mkdir -p "$work"
 tar -C "$work" -xJf "$pub/vitsparse-bench.tar.xz"
-bench="$work/bench/VitSparse.Bench"
-[ -x "$bench" ] || bench="$work/bench/bench"
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0
+bench="$work/bench/bench"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0 DOTNET_TieredPGO=0
+threads=$(nproc)
+# ILGPU imports the CUDA driver as "cuda", which .NET resolves to libcuda.so; a driver mount may hold only libcuda.so.1.
+cudalib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 .*x86-64/ {print $NF; exit}')
+if [ -n "$cudalib" ]; then
+  mkdir -p "$work/lib" && ln -sf "$cudalib" "$work/lib/libcuda.so"
+  export LD_LIBRARY_PATH="$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+echo "libcuda: ${cudalib:-not found by ldconfig}"
+# A GPU that ILGPU cannot open makes every later VitSparse step pointless: stop before spending device time on them.
+if ! timeout 60 "$bench" gemm --device "$DEVICE" --shapes 256x256x256 --iterations 2; then
+  echo "VitSparse cannot use --device $DEVICE here; stopping."; exit 1
+fi
+models=${MODELS:-deit_s_snp,deit_b_snp}; bsr_model=deit_s; sb=64; few=12; compile_batches=1,64
+[ -n "${SMOKE:-}" ] && { BATCHES=1; models=${MODELS:-deit_t_snp}; bsr_model=deit_t; sb=1; few=1; compile_batches=1; }
 
-echo "== VitSparse on the GPU"
 for b in $BATCHES; do
-  it=30; [ "$b" = 64 ] && it=15
-  for m in deit_s deit_b deit_s_snp; do
-    timeout 240 "$bench" --model "$m" --batch "$b" --device gpu --breakdown --warmup 5 --iterations "$it" --threads 16 \
-      --json "$work/vit_${m}_b${b}.json" || echo "bench $m batch $b failed: $?"
-  done
+  it=30; [ "$b" = 64 ] && it=12; [ -n "${SMOKE:-}" ] && it=1
+  step "VitSparse $models batch $b" 150 "$bench" --model "$models" --batch "$b" --device "$DEVICE" --breakdown \
+    --warmup 3 --iterations "$it" --threads "$threads" --json "$OUT/vitsparse_b$b.json"
 done
-echo "== SGEMM, VitSparse ILGPU (fc1, fc2 of DeiT-S and DeiT-B at batch 64: M = 64·197)"
-timeout 120 "$bench" gemm --device gpu --shapes 12608x1536x384,12608x384x1536,12608x3072x768,12608x768x3072 || echo "gemm failed: $?"
-timeout 120 "$bench" gemm --device gpu --fp16-weights --shapes 12608x1536x384,12608x384x1536 || echo "gemm fp16 failed: $?"
 
-echo "== PyTorch eager and torch.compile"
-python3 - "$work" <<'PY'
-import json, os, sys
-sys.path.insert(0, "tools/reference")
-import deit
-for name, e, d, h in (("deit_s", 384, 12, 6), ("deit_b", 768, 12, 12)):
-    with open(os.path.join(sys.argv[1], name + ".json"), "w") as f:
-        json.dump(deit.uniform_config(name, e, d, h), f)
-PY
-timeout 420 python3 tools/gpu/torch_gpu_bench.py "$OUT/torch.json" "$work/deit_s.json" "$work/deit_b.json" --batches "${BATCHES// /,}" || echo "torch failed: $?"
+cfg=$pub/configs
+torch_args=("$cfg/deit_small_patch16_224.json" "$cfg/deit_s_snp.json" "$cfg/deit_base_patch16_224.json" "$cfg/deit_b_snp.json")
+[ -n "${SMOKE:-}" ] && torch_args=("$cfg/deit_s_snp.json")
+step "PyTorch eager + cuBLAS" 90 "$py" tools/gpu/torch_gpu_bench.py "$OUT/torch_eager.json" "${torch_args[@]}" \
+  --batches "${BATCHES// /,}" --device "$TORCH_DEVICE" --iters 30
 
-python3 - "$work" "$OUT/vitsparse.json" <<'PY'
-import glob, json, os, sys
-rows = {}
-for f in sorted(glob.glob(os.path.join(sys.argv[1], "vit_*.json"))):
-    with open(f) as fh:
-        rows[os.path.basename(f)] = json.load(fh)
-with open(sys.argv[2], "w") as fh:
-    json.dump(rows, fh, indent=1)
-PY
-echo "done: $OUT"
+gemm_shapes=12608x1536x384,12608x384x1536,12608x3072x768,12608x768x3072
+[ -n "${SMOKE:-}" ] && gemm_shapes=64x64x64
+step "SGEMM, VitSparse ILGPU (DeiT-S/B fc1, fc2 at batch 64: M = 64·197)" 60 "$bench" gemm --device "$DEVICE" --shapes "$gemm_shapes"
+step "SGEMM, fp16 weights" 40 "$bench" gemm --device "$DEVICE" --fp16-weights --shapes "${gemm_shapes%%,*}"
+
+for b in 1 $sb; do
+  step "VitSparse $bsr_model, half of its 32×32 blocks zeroed, batch $b" 60 "$bench" --model "$bsr_model" \
+    --sparsify bsr32x32:0.5 --batch "$b" --device "$DEVICE" --warmup 3 --iterations "$few" \
+    --threads "$threads" --json "$OUT/vitsparse_bsr_b$b.json"
+done
+step "VitSparse fp16 weights, batch $sb" 60 "$bench" --model "$models" --batch "$sb" --device "$DEVICE" --fp16-weights \
+  --warmup 3 --iterations "$few" --threads "$threads"
+step "NVML energy, dense against SNP, batch $sb" 90 "$bench" --model "${models%%,*}" --batch "$sb" --device "$DEVICE" \
+  --warmup 3 --iterations 5 --threads "$threads" --energy --meter nvml --energy-rounds 3 --energy-window 2
+
+step "torch.compile" 200 "$py" tools/gpu/torch_gpu_bench.py "$OUT/torch_compile.json" "${torch_args[@]:0:2}" \
+  --batches "$compile_batches" --device "$TORCH_DEVICE" --iters 30 --compile
+echo "done in $((SECONDS - start)) s: $OUT"
