@@ -56,6 +56,32 @@ public class GpuKernelTests(IlgpuCpuDevice device) : IClassFixture<IlgpuCpuDevic
     }
 
     [Theory]
+    [InlineData(5, 70, 1000)]    // ragged rows and columns, K split into 3 slices of 336 (the last one short)
+    [InlineData(65, 64, 530)]    // K not a multiple of the 16-deep stage
+    public void Split_k_gemm_matches_the_packed_cpu_gemm(int m, int n, int k)
+    {
+        var gpu = (IlgpuBackend)_gpu;
+        int before = gpu.SplitKBelowTiles;
+        long launches = gpu.Launches;
+        gpu.SplitKBelowTiles = 1000;   // ILGPU's CPU accelerator has one multiprocessor: force the split
+        try
+        {
+            var w = Fixtures.Random(n * k, 3, 0.2f);
+            AssertLinearMatches(PackedLinear.Pack(w, n, k, Fixtures.Random(n, 4)), m, k + 3, n + 5, $"split-K {m}×{n}×{k}");
+            Assert.Equal(2 * Enum.GetValues<Epilogue>().Length, gpu.Launches - launches);   // the GEMM and the reduction, per epilogue
+        }
+        finally { gpu.SplitKBelowTiles = before; }
+    }
+
+    [Theory]
+    [InlineData(24, 1536, 264, 6)]   // DeiT-S fc2 at batch 1 on an H100/H200 (132 multiprocessors)
+    [InlineData(24, 384, 264, 1)]    // K too short to split
+    [InlineData(300, 1536, 264, 1)]  // enough tiles already
+    [InlineData(1, 8192, 264, 8)]    // at most 8 slices
+    public void Split_k_slices_fill_the_device_without_slicing_thin(int tiles, int k, int below, int slices) =>
+        Assert.Equal(slices, IlgpuBackend.KSlices(tiles, k, below));
+
+    [Theory]
     [InlineData(16, 16, 48, 40)]
     [InlineData(64, 32, 100, 70)]   // ragged edge blocks in both directions
     [InlineData(8, 8, 24, 20)]

@@ -16,19 +16,29 @@ static class GemmKernels
     const int Side = 8; // 8×8 threads, each owning an 8×8 register tile strided by 8 (conflict-free shared reads)
 
     public const int EpBias = 0, EpGelu = 1, EpAccumulate = 2;
+    /// <summary>Split-K: store the raw partial sums of K slice Grid.IdxZ into y at [slice·m + row, col] (stride ldy), no bias.</summary>
+    public const int EpPartial = 3;
+    /// <summary>
+    /// Shared-memory row stride of the staged tiles: 16 consecutive threads write 16 consecutive k of one row, which
+    /// at a stride of 64 would share one bank (16-way conflicts); at 65 they spread over the banks.
+    /// </summary>
+    const int Pad = TileM + 1;
 
     /// <summary>
-    /// Y[m, N] (stride ldy) = epilogue(X[m, K] (stride ldx) · Wᵀ + b). Grid: (⌈m/64⌉, ⌈N/64⌉) groups of 64 threads,
-    /// each accumulating 8×8 outputs in registers from 16-deep stages of X and W staged in shared memory.
-    /// Any m, N, K: partial tiles load zeros and store only inside the matrix.
+    /// Y[m, N] (stride ldy) = epilogue(X[m, K] (stride ldx) · Wᵀ + b). Grid: (⌈m/64⌉, ⌈N/64⌉, slices) groups of 64
+    /// threads, each accumulating 8×8 outputs in registers from 16-deep stages of X and W staged in shared memory.
+    /// Any m, N, K: partial tiles load zeros and store only inside the matrix. With more than one slice, slice z
+    /// sums k in [z·kSlice, (z+1)·kSlice) and stores with <see cref="EpPartial"/>; <see cref="ReducePartials"/> ends it.
     /// </summary>
     public static void Dense(ArrayView<float> x, int ldx, int m, ArrayView<float> w32, ArrayView<Half> w16, int half, int k, int n,
-        ArrayView<float> bias, ArrayView<float> y, int ldy, int epilogue)
+        ArrayView<float> bias, ArrayView<float> y, int ldy, int epilogue, int kSlice)
     {
-        var xs = SharedMemory.Allocate<float>(TileK * TileM);   // [kk][row]
-        var ws = SharedMemory.Allocate<float>(TileK * TileN);   // [kk][col]
+        var xs = SharedMemory.Allocate<float>(TileK * Pad);   // [kk][row]
+        var ws = SharedMemory.Allocate<float>(TileK * Pad);   // [kk][col]
         int t = Group.IdxX, tx = t % Side, ty = t / Side;
         int m0 = Grid.IdxX * TileM, n0 = Grid.IdxY * TileN;
+        int kBegin = Grid.IdxZ * kSlice, kEnd = XMath.Min(k, kBegin + kSlice);
+        long yBase = epilogue == EpPartial ? (long)Grid.IdxZ * m * ldy : 0;
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c06 = 0, c07 = 0;
         float c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0, c16 = 0, c17 = 0;
         float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c24 = 0, c25 = 0, c26 = 0, c27 = 0;
@@ -37,21 +47,21 @@ static class GemmKernels
         float c50 = 0, c51 = 0, c52 = 0, c53 = 0, c54 = 0, c55 = 0, c56 = 0, c57 = 0;
         float c60 = 0, c61 = 0, c62 = 0, c63 = 0, c64 = 0, c65 = 0, c66 = 0, c67 = 0;
         float c70 = 0, c71 = 0, c72 = 0, c73 = 0, c74 = 0, c75 = 0, c76 = 0, c77 = 0;
-        for (int k0 = 0; k0 < k; k0 += TileK)
+        for (int k0 = kBegin; k0 < kEnd; k0 += TileK)
         {
             // 1024 elements of each tile, sixteen per thread; consecutive threads read consecutive k (coalesced per row).
             for (int i = 0; i < TileM * TileK / Threads; i++)
             {
                 int e = t + i * Threads, r = e / TileK, kk = e % TileK, row = m0 + r, col = n0 + r, kg = k0 + kk;
-                xs[kk * TileM + r] = row < m && kg < k ? x[(long)row * ldx + kg] : 0f;
+                xs[kk * Pad + r] = row < m && kg < kEnd ? x[(long)row * ldx + kg] : 0f;
                 float wv = 0f;
-                if (col < n && kg < k) wv = half != 0 ? (float)w16[(long)col * k + kg] : w32[(long)col * k + kg];
-                ws[kk * TileN + r] = wv;
+                if (col < n && kg < kEnd) wv = half != 0 ? (float)w16[(long)col * k + kg] : w32[(long)col * k + kg];
+                ws[kk * Pad + r] = wv;
             }
             Group.Barrier();
             for (int kk = 0; kk < TileK; kk++)
             {
-                int xo = kk * TileM + ty, wo = kk * TileN + tx;
+                int xo = kk * Pad + ty, wo = kk * Pad + tx;
                 float a0 = xs[xo + 0], a1 = xs[xo + 8], a2 = xs[xo + 16], a3 = xs[xo + 24], a4 = xs[xo + 32], a5 = xs[xo + 40], a6 = xs[xo + 48], a7 = xs[xo + 56];
                 float b0 = ws[wo + 0], b1 = ws[wo + 8], b2 = ws[wo + 16], b3 = ws[wo + 24], b4 = ws[wo + 32], b5 = ws[wo + 40], b6 = ws[wo + 48], b7 = ws[wo + 56];
                 c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3; c04 += a0 * b4; c05 += a0 * b5; c06 += a0 * b6; c07 += a0 * b7;
@@ -66,22 +76,22 @@ static class GemmKernels
             Group.Barrier();
         }
         int r0 = m0 + ty, q0 = n0 + tx;
-        Store(y, ldy, r0 + 0, q0 + 0, c00, bias, epilogue, m, n); Store(y, ldy, r0 + 0, q0 + 16, c02, bias, epilogue, m, n); Store(y, ldy, r0 + 0, q0 + 32, c04, bias, epilogue, m, n); Store(y, ldy, r0 + 0, q0 + 48, c06, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 0, q0 + 8, c01, bias, epilogue, m, n); Store(y, ldy, r0 + 0, q0 + 24, c03, bias, epilogue, m, n); Store(y, ldy, r0 + 0, q0 + 40, c05, bias, epilogue, m, n); Store(y, ldy, r0 + 0, q0 + 56, c07, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 8, q0 + 0, c10, bias, epilogue, m, n); Store(y, ldy, r0 + 8, q0 + 16, c12, bias, epilogue, m, n); Store(y, ldy, r0 + 8, q0 + 32, c14, bias, epilogue, m, n); Store(y, ldy, r0 + 8, q0 + 48, c16, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 8, q0 + 8, c11, bias, epilogue, m, n); Store(y, ldy, r0 + 8, q0 + 24, c13, bias, epilogue, m, n); Store(y, ldy, r0 + 8, q0 + 40, c15, bias, epilogue, m, n); Store(y, ldy, r0 + 8, q0 + 56, c17, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 16, q0 + 0, c20, bias, epilogue, m, n); Store(y, ldy, r0 + 16, q0 + 16, c22, bias, epilogue, m, n); Store(y, ldy, r0 + 16, q0 + 32, c24, bias, epilogue, m, n); Store(y, ldy, r0 + 16, q0 + 48, c26, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 16, q0 + 8, c21, bias, epilogue, m, n); Store(y, ldy, r0 + 16, q0 + 24, c23, bias, epilogue, m, n); Store(y, ldy, r0 + 16, q0 + 40, c25, bias, epilogue, m, n); Store(y, ldy, r0 + 16, q0 + 56, c27, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 24, q0 + 0, c30, bias, epilogue, m, n); Store(y, ldy, r0 + 24, q0 + 16, c32, bias, epilogue, m, n); Store(y, ldy, r0 + 24, q0 + 32, c34, bias, epilogue, m, n); Store(y, ldy, r0 + 24, q0 + 48, c36, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 24, q0 + 8, c31, bias, epilogue, m, n); Store(y, ldy, r0 + 24, q0 + 24, c33, bias, epilogue, m, n); Store(y, ldy, r0 + 24, q0 + 40, c35, bias, epilogue, m, n); Store(y, ldy, r0 + 24, q0 + 56, c37, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 32, q0 + 0, c40, bias, epilogue, m, n); Store(y, ldy, r0 + 32, q0 + 16, c42, bias, epilogue, m, n); Store(y, ldy, r0 + 32, q0 + 32, c44, bias, epilogue, m, n); Store(y, ldy, r0 + 32, q0 + 48, c46, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 32, q0 + 8, c41, bias, epilogue, m, n); Store(y, ldy, r0 + 32, q0 + 24, c43, bias, epilogue, m, n); Store(y, ldy, r0 + 32, q0 + 40, c45, bias, epilogue, m, n); Store(y, ldy, r0 + 32, q0 + 56, c47, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 40, q0 + 0, c50, bias, epilogue, m, n); Store(y, ldy, r0 + 40, q0 + 16, c52, bias, epilogue, m, n); Store(y, ldy, r0 + 40, q0 + 32, c54, bias, epilogue, m, n); Store(y, ldy, r0 + 40, q0 + 48, c56, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 40, q0 + 8, c51, bias, epilogue, m, n); Store(y, ldy, r0 + 40, q0 + 24, c53, bias, epilogue, m, n); Store(y, ldy, r0 + 40, q0 + 40, c55, bias, epilogue, m, n); Store(y, ldy, r0 + 40, q0 + 56, c57, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 48, q0 + 0, c60, bias, epilogue, m, n); Store(y, ldy, r0 + 48, q0 + 16, c62, bias, epilogue, m, n); Store(y, ldy, r0 + 48, q0 + 32, c64, bias, epilogue, m, n); Store(y, ldy, r0 + 48, q0 + 48, c66, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 48, q0 + 8, c61, bias, epilogue, m, n); Store(y, ldy, r0 + 48, q0 + 24, c63, bias, epilogue, m, n); Store(y, ldy, r0 + 48, q0 + 40, c65, bias, epilogue, m, n); Store(y, ldy, r0 + 48, q0 + 56, c67, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 56, q0 + 0, c70, bias, epilogue, m, n); Store(y, ldy, r0 + 56, q0 + 16, c72, bias, epilogue, m, n); Store(y, ldy, r0 + 56, q0 + 32, c74, bias, epilogue, m, n); Store(y, ldy, r0 + 56, q0 + 48, c76, bias, epilogue, m, n);
-        Store(y, ldy, r0 + 56, q0 + 8, c71, bias, epilogue, m, n); Store(y, ldy, r0 + 56, q0 + 24, c73, bias, epilogue, m, n); Store(y, ldy, r0 + 56, q0 + 40, c75, bias, epilogue, m, n); Store(y, ldy, r0 + 56, q0 + 56, c77, bias, epilogue, m, n);
+        Store(y, ldy, r0 + 0, q0 + 0, c00, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 0, q0 + 16, c02, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 0, q0 + 32, c04, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 0, q0 + 48, c06, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 0, q0 + 8, c01, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 0, q0 + 24, c03, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 0, q0 + 40, c05, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 0, q0 + 56, c07, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 8, q0 + 0, c10, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 8, q0 + 16, c12, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 8, q0 + 32, c14, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 8, q0 + 48, c16, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 8, q0 + 8, c11, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 8, q0 + 24, c13, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 8, q0 + 40, c15, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 8, q0 + 56, c17, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 16, q0 + 0, c20, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 16, q0 + 16, c22, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 16, q0 + 32, c24, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 16, q0 + 48, c26, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 16, q0 + 8, c21, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 16, q0 + 24, c23, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 16, q0 + 40, c25, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 16, q0 + 56, c27, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 24, q0 + 0, c30, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 24, q0 + 16, c32, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 24, q0 + 32, c34, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 24, q0 + 48, c36, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 24, q0 + 8, c31, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 24, q0 + 24, c33, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 24, q0 + 40, c35, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 24, q0 + 56, c37, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 32, q0 + 0, c40, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 32, q0 + 16, c42, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 32, q0 + 32, c44, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 32, q0 + 48, c46, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 32, q0 + 8, c41, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 32, q0 + 24, c43, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 32, q0 + 40, c45, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 32, q0 + 56, c47, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 40, q0 + 0, c50, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 40, q0 + 16, c52, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 40, q0 + 32, c54, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 40, q0 + 48, c56, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 40, q0 + 8, c51, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 40, q0 + 24, c53, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 40, q0 + 40, c55, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 40, q0 + 56, c57, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 48, q0 + 0, c60, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 48, q0 + 16, c62, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 48, q0 + 32, c64, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 48, q0 + 48, c66, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 48, q0 + 8, c61, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 48, q0 + 24, c63, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 48, q0 + 40, c65, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 48, q0 + 56, c67, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 56, q0 + 0, c70, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 56, q0 + 16, c72, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 56, q0 + 32, c74, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 56, q0 + 48, c76, bias, epilogue, m, n, yBase);
+        Store(y, ldy, r0 + 56, q0 + 8, c71, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 56, q0 + 24, c73, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 56, q0 + 40, c75, bias, epilogue, m, n, yBase); Store(y, ldy, r0 + 56, q0 + 56, c77, bias, epilogue, m, n, yBase);
     }
 
     /// <summary>Outputs per thread of the BSR kernel; a group covers rowsPerGroup × bh outputs, at most 8·64.</summary>
@@ -89,7 +99,7 @@ static class GemmKernels
 
     /// <summary>
     /// BSR GEMM: W in bh×bw blocks (values [kept, bh, bw] row-major, blockCols [kept], rowPtr [⌈N/bh⌉ + 1]).
-    /// Grid: (⌈m/rowsPerGroup⌉, block rows) groups of 64; dynamic shared memory bh·bw + rowsPerGroup·bw floats:
+    /// Grid: (⌈m/rowsPerGroup⌉, block rows) groups of 64; dynamic shared memory bh·BsrStride(bw) + rowsPerGroup·bw floats:
     /// each kept block of the group's block row is staged with the matching columns of X, then every thread
     /// adds it into its (up to eight) outputs. The shape travels as one struct: stream kernels take at most 14 parameters.
     /// </summary>
@@ -98,27 +108,28 @@ static class GemmKernels
     {
         var shared = SharedMemory.GetDynamic<float>();
         int t = Group.IdxX, br = Grid.IdxY, m0 = Grid.IdxX * s.RowsPerGroup;
-        int bh = s.BlockHeight, bw = s.BlockWidth, wFloats = bh * bw, outputs = s.RowsPerGroup * bh;
+        // W rows are staged at an odd stride: consecutive threads read consecutive rows of the block at the same j.
+        int bh = s.BlockHeight, bw = s.BlockWidth, ws = BsrStride(bw), wFloats = bh * bw, xAt = bh * ws, outputs = s.RowsPerGroup * bh;
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
         for (int b = rowPtr[br]; b < rowPtr[br + 1]; b++)
         {
             int c0 = blockCols[b] * bw;
             for (int e = t; e < wFloats; e += Threads)
-                shared[e] = s.Half != 0 ? (float)v16[(long)b * wFloats + e] : v32[(long)b * wFloats + e];
+                shared[e / bw * ws + e % bw] = s.Half != 0 ? (float)v16[(long)b * wFloats + e] : v32[(long)b * wFloats + e];
             for (int e = t; e < s.RowsPerGroup * bw; e += Threads)
             {
                 int r = e / bw, c = e % bw, row = m0 + r, col = c0 + c;
-                shared[wFloats + e] = row < m && col < s.K ? x[(long)row * s.Ldx + col] : 0f;
+                shared[xAt + e] = row < m && col < s.K ? x[(long)row * s.Ldx + col] : 0f;
             }
             Group.Barrier();
-            a0 += BlockDot(shared, t, bh, bw, wFloats, outputs);
-            a1 += BlockDot(shared, t + Threads, bh, bw, wFloats, outputs);
-            a2 += BlockDot(shared, t + 2 * Threads, bh, bw, wFloats, outputs);
-            a3 += BlockDot(shared, t + 3 * Threads, bh, bw, wFloats, outputs);
-            a4 += BlockDot(shared, t + 4 * Threads, bh, bw, wFloats, outputs);
-            a5 += BlockDot(shared, t + 5 * Threads, bh, bw, wFloats, outputs);
-            a6 += BlockDot(shared, t + 6 * Threads, bh, bw, wFloats, outputs);
-            a7 += BlockDot(shared, t + 7 * Threads, bh, bw, wFloats, outputs);
+            a0 += BlockDot(shared, t, bh, bw, ws, xAt, outputs);
+            a1 += BlockDot(shared, t + Threads, bh, bw, ws, xAt, outputs);
+            a2 += BlockDot(shared, t + 2 * Threads, bh, bw, ws, xAt, outputs);
+            a3 += BlockDot(shared, t + 3 * Threads, bh, bw, ws, xAt, outputs);
+            a4 += BlockDot(shared, t + 4 * Threads, bh, bw, ws, xAt, outputs);
+            a5 += BlockDot(shared, t + 5 * Threads, bh, bw, ws, xAt, outputs);
+            a6 += BlockDot(shared, t + 6 * Threads, bh, bw, ws, xAt, outputs);
+            a7 += BlockDot(shared, t + 7 * Threads, bh, bw, ws, xAt, outputs);
             Group.Barrier();
         }
         StoreBsr(y, ldy, m0, br, t, a0, bias, s, outputs, m);
@@ -131,29 +142,51 @@ static class GemmKernels
         StoreBsr(y, ldy, m0, br, t + 7 * Threads, a7, bias, s, outputs, m);
     }
 
-    static float BlockDot(ArrayView<float> shared, int o, int bh, int bw, int wFloats, int outputs)
+    static float BlockDot(ArrayView<float> shared, int o, int bh, int bw, int ws, int xAt, int outputs)
     {
         if (o >= outputs) return 0f;
         int r = o / bh, c = o % bh;
         float acc = 0f;
-        for (int j = 0; j < bw; j++) acc += shared[wFloats + r * bw + j] * shared[c * bw + j];
+        for (int j = 0; j < bw; j++) acc += shared[xAt + r * bw + j] * shared[c * ws + j];
         return acc;
     }
+
+    /// <summary>Shared-memory stride of a staged BSR block row of width <paramref name="bw"/>: the next odd number.</summary>
+    public static int BsrStride(int bw) => bw | 1;
 
     static void StoreBsr(ArrayView<float> y, int ldy, int m0, int br, int o, float acc, ArrayView<float> bias, BsrShape s, int outputs, int m)
     {
         if (o >= outputs) return;
-        Store(y, ldy, m0 + o / s.BlockHeight, br * s.BlockHeight + o % s.BlockHeight, acc, bias, s.Epilogue, m, s.N);
+        Store(y, ldy, m0 + o / s.BlockHeight, br * s.BlockHeight + o % s.BlockHeight, acc, bias, s.Epilogue, m, s.N, 0);
     }
 
-    static void Store(ArrayView<float> y, int ldy, int row, int col, float acc, ArrayView<float> bias, int epilogue, int m, int n)
+    static void Store(ArrayView<float> y, int ldy, int row, int col, float acc, ArrayView<float> bias, int epilogue, int m, int n, long yBase)
     {
         if (row >= m || col >= n) return;
-        float v = acc + bias[col];
+        long at = yBase + (long)row * ldy + col;
+        if (epilogue == EpPartial) { y[at] = acc; return; }
+        y[at] = Finish(acc + bias[col], epilogue, y, at);
+    }
+
+    /// <summary>The epilogue after the bias: GELU, or adding onto what y holds (the residual), or nothing.</summary>
+    static float Finish(float v, int epilogue, ArrayView<float> y, long at)
+    {
+        if (epilogue == EpGelu) return Gelu(v);
+        if (epilogue == EpAccumulate) return v + y[at];
+        return v;
+    }
+
+    /// <summary>
+    /// The end of a split-K GEMM: y[row, col] = epilogue(Σ over slices in order of partials[slice·m + row, col] + b),
+    /// one thread per output (the same sum order every run).
+    /// </summary>
+    public static void ReducePartials(Index1D i, ArrayView<float> partials, int slices, int m, int n, ArrayView<float> bias, ArrayView<float> y, int ldy, int epilogue)
+    {
+        int row = i / n, col = i % n;
+        float acc = 0f;
+        for (int z = 0; z < slices; z++) acc += partials[((long)z * m + row) * n + col];
         long at = (long)row * ldy + col;
-        if (epilogue == EpGelu) v = Gelu(v);
-        else if (epilogue == EpAccumulate) v += y[at];
-        y[at] = v;
+        y[at] = Finish(acc + bias[col], epilogue, y, at);
     }
 
     /// <summary>Exact GELU, x/2·erfc(−x/√2), with the same erfc fit (Numerical Recipes, error below 1.2e-7) as the CPU kernel.</summary>

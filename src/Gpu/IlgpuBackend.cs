@@ -24,7 +24,10 @@ public sealed class IlgpuBackend : IVitBackend
     long _launches, _allocated;
     bool _disposed;
 
-    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, ArrayView<Half>, int, int, int, ArrayView<float>, ArrayView<float>, int, int> _dense;
+    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, ArrayView<Half>, int, int, int, ArrayView<float>, ArrayView<float>, int, int, int> _dense;
+    readonly Action<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, ArrayView<float>, int, int> _reducePartials;
+    /// <summary>Split-K partial sums, grown on demand and reused.</summary>
+    MemoryBuffer1D<float, Stride1D.Dense>? _partials;
     readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>, ArrayView<Half>, ArrayView<int>, ArrayView<int>, BsrShape, ArrayView<float>, ArrayView<float>, int> _bsr;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, ArrayView<float>> _layerNorm;
     readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>, int, ArrayView<int>, AttentionShape> _attention;
@@ -45,11 +48,13 @@ public sealed class IlgpuBackend : IVitBackend
         _acc = accelerator;
         _half = halfWeights;
         Device = $"{device} ({accelerator.Name}{(halfWeights ? ", fp16 weights" : "")})";
+        SplitKBelowTiles = 2 * accelerator.NumMultiprocessors;
         try
         {
             _noHalf = _acc.Allocate1D<Half>(1);
             _noFloat = _acc.Allocate1D<float>(1);
-            _dense = _acc.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, ArrayView<Half>, int, int, int, ArrayView<float>, ArrayView<float>, int, int>(GemmKernels.Dense);
+            _dense = _acc.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, ArrayView<Half>, int, int, int, ArrayView<float>, ArrayView<float>, int, int, int>(GemmKernels.Dense);
+            _reducePartials = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, ArrayView<float>, int, int>(GemmKernels.ReducePartials);
             _bsr = _acc.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, ArrayView<Half>, ArrayView<int>, ArrayView<int>, BsrShape, ArrayView<float>, ArrayView<float>, int>(GemmKernels.BsrPacked);
             _layerNorm = _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, ArrayView<float>>(VitKernels.LayerNorm);
             _attention = _acc.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<int>, AttentionShape>(VitKernels.Attention);
@@ -66,6 +71,23 @@ public sealed class IlgpuBackend : IVitBackend
             _acc.Dispose(); _context.Dispose();
             throw new DeviceException($"{device}: compiling the kernels failed: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// A dense GEMM with fewer 64×64 output tiles than this splits K into slices (each at least
+    /// <see cref="MinSliceK"/> deep, at most 8), so that small-batch layers with a long K (DeiT's fc2 at batch 1:
+    /// 24 tiles, K = 1536) fill the device instead of running 24 long groups. Default: twice the multiprocessors.
+    /// </summary>
+    public int SplitKBelowTiles { get; set; }
+
+    /// <summary>The least K a split-K slice sums.</summary>
+    public const int MinSliceK = 256;
+
+    /// <summary>K slices for a GEMM of <paramref name="tiles"/> output tiles and depth <paramref name="k"/> (1: no split).</summary>
+    public static int KSlices(int tiles, int k, int belowTiles)
+    {
+        if (tiles >= belowTiles || k < 2 * MinSliceK) return 1;
+        return Math.Min(Math.Min(k / MinSliceK, (belowTiles + tiles - 1) / tiles), 8);
     }
 
     /// <inheritdoc/>
@@ -202,7 +224,7 @@ public sealed class IlgpuBackend : IVitBackend
     internal static int BsrRowsPerGroup(int bh, int bw)
     {
         int byOutputs = GemmKernels.BsrOutputsPerThread * GemmKernels.Threads / bh;
-        int byShared = (SharedFloats - bh * bw) / bw;
+        int byShared = (SharedFloats - bh * GemmKernels.BsrStride(bw)) / bw;
         return Math.Max(0, Math.Min(Math.Min(byOutputs, byShared), 128));
     }
 
@@ -231,7 +253,7 @@ public sealed class IlgpuBackend : IVitBackend
             info[4 * h] = q; info[4 * h + 1] = layout.QkWidths[h]; info[4 * h + 2] = v; info[4 * h + 3] = layout.VWidths[h];
             q += layout.QkWidths[h]; v += layout.VWidths[h];
         }
-        int rowBlock = Math.Min(VitKernels.MaxRowBlock, (SharedFloats - VitKernels.KeyTile * layout.MaxQk) / (layout.MaxQk + tokens + 2));
+        int rowBlock = Math.Min(VitKernels.MaxRowBlock, (SharedFloats - VitKernels.KeyTile * VitKernels.KeyStride(layout.MaxQk)) / (layout.MaxQk + tokens + 2));
         if (rowBlock < 1)
             throw new DeviceException($"{Device}: attention over {tokens} tokens with heads up to {layout.MaxQk} wide does not fit 48 KiB of shared memory");
         var buf = Alloc<int>(info.Length, "a head layout");
@@ -295,17 +317,46 @@ public sealed class IlgpuBackend : IVitBackend
             var shape = new BsrShape { Ldx = ldx, K = w.K, N = w.N, BlockHeight = w.BlockHeight, BlockWidth = w.BlockWidth, RowsPerGroup = w.RowsPerGroup, Half = half, Epilogue = ep };
             int blockRows = (w.N + w.BlockHeight - 1) / w.BlockHeight;
             var config = new KernelConfig(new Index2D(Groups(m, w.RowsPerGroup), blockRows), new Index2D(GemmKernels.Threads, 1),
-                SharedMemoryConfig.RequestDynamic<float>(w.BlockHeight * w.BlockWidth + w.RowsPerGroup * w.BlockWidth));
+                SharedMemoryConfig.RequestDynamic<float>(w.BlockHeight * GemmKernels.BsrStride(w.BlockWidth) + w.RowsPerGroup * w.BlockWidth));
             try { _bsr(config, V(x), m, v32, v16, cols.View, w.RowPtr!.View, shape, w.Bias.View, V(y), ldy); }
             catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gemm_bsr", e); }
         }
         else
         {
-            var config = new KernelConfig(new Index2D(Groups(m, GemmKernels.TileM), Groups(w.N, GemmKernels.TileN)), new Index2D(GemmKernels.Threads, 1));
-            try { _dense(config, V(x), ldx, m, v32, v16, half, w.K, w.N, w.Bias.View, V(y), ldy, ep); }
-            catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gemm_dense", e); }
+            int gm = Groups(m, GemmKernels.TileM), gn = Groups(w.N, GemmKernels.TileN);
+            int slices = KSlices(gm * gn, w.K, SplitKBelowTiles);
+            if (slices == 1)
+            {
+                var config = new KernelConfig(new Index3D(gm, gn, 1), new Index3D(GemmKernels.Threads, 1, 1));
+                try { _dense(config, V(x), ldx, m, v32, v16, half, w.K, w.N, w.Bias.View, V(y), ldy, ep, w.K); }
+                catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gemm_dense", e); }
+            }
+            else
+            {
+                int kSlice = ((w.K + slices - 1) / slices + GemmKernels.TileK - 1) / GemmKernels.TileK * GemmKernels.TileK;
+                slices = (w.K + kSlice - 1) / kSlice;
+                var partials = Partials((long)slices * m * w.N);
+                var config = new KernelConfig(new Index3D(gm, gn, slices), new Index3D(GemmKernels.Threads, 1, 1));
+                try
+                {
+                    _dense(config, V(x), ldx, m, v32, v16, half, w.K, w.N, w.Bias.View, partials, w.N, GemmKernels.EpPartial, kSlice);
+                    _reducePartials(m * w.N, partials, slices, m, w.N, w.Bias.View, V(y), ldy, ep);
+                }
+                catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gemm_dense (split-K)", e); }
+                _launches++;
+            }
         }
         _launches++;
+    }
+
+    ArrayView<float> Partials(long floats)
+    {
+        if (_partials == null || _partials.Length < floats)
+        {
+            if (_partials != null) { _allocated -= _partials.LengthInBytes; _partials.Dispose(); _partials = null; }
+            _partials = Alloc<float>(floats, "split-K partial sums");
+        }
+        return _partials.View;
     }
 
     /// <inheritdoc/>
@@ -326,7 +377,7 @@ public sealed class IlgpuBackend : IVitBackend
         int n = hd.Tokens, rb = hd.RowBlock, groups = checked(batch * l.Heads * ((n + rb - 1) / rb));
         var shape = new AttentionShape { Tokens = n, Heads = l.Heads, QkTotal = l.QkTotal, MaxQk = l.MaxQk, RowBlock = rb, Scale = scale };
         var config = new KernelConfig(new Index1D(groups), new Index1D(VitKernels.Threads),
-            SharedMemoryConfig.RequestDynamic<float>(rb * l.MaxQk + VitKernels.KeyTile * l.MaxQk + rb * n + 2 * rb));
+            SharedMemoryConfig.RequestDynamic<float>(VitKernels.AttentionSharedFloats(rb, l.MaxQk, n)));
         Cancellation.ThrowIfCancellationRequested();
         try { _attention(config, V(qkv), ldqkv, V(output), ldo, hd.Info.View, shape); }
         catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("ragged_attention", e); }
@@ -404,7 +455,7 @@ public sealed class IlgpuBackend : IVitBackend
         if (_disposed) return;
         _disposed = true;
         try { _acc.DefaultStream.Synchronize(); } catch (Exception e) when (e is not OutOfMemoryException) { }
-        _noHalf.Dispose(); _noFloat.Dispose();
+        _noHalf.Dispose(); _noFloat.Dispose(); _partials?.Dispose();
         _acc.Dispose();
         _context.Dispose();
     }

@@ -50,7 +50,7 @@ static class VitKernels
     /// softmax (max subtracted, 4 threads per row) turns them into probabilities, and ·V is summed into the output.
     /// heads holds per head [Q offset, Q/K width, V offset, V width] (a device buffer: one compiled kernel serves
     /// every pruned layout). Grid: images·heads·rowBlocks groups of 64; dynamic shared memory
-    /// rb·maxQk + 32·maxQk + rb·tokens + 2·rb floats.
+    /// <see cref="AttentionSharedFloats"/>.
     /// </summary>
     public static void Attention(ArrayView<float> qkv, int ldq, ArrayView<float> output, int ldo, ArrayView<int> heads, AttentionShape s)
     {
@@ -59,7 +59,10 @@ static class VitKernels
         int g = Grid.IdxX, block = g % rowBlocks, h = g / rowBlocks % s.Heads, image = g / rowBlocks / s.Heads;
         int qOff = heads[4 * h], dqk = heads[4 * h + 1], vOff = heads[4 * h + 2], dv = heads[4 * h + 3];
         int kOff = s.QkTotal + qOff, vCol = 2 * s.QkTotal + vOff, r0 = block * rb;
-        int qsAt = 0, ksAt = rb * s.MaxQk, sAt = ksAt + KeyTile * s.MaxQk, statAt = sAt + rb * n;
+        // K rows are staged at an odd stride: the 32 lanes of a warp read 32 different keys at the same d, which at an
+        // even stride (64) would all fall into one shared-memory bank.
+        int ks = KeyStride(dqk);
+        int qsAt = 0, ksAt = rb * s.MaxQk, sAt = ksAt + KeyTile * KeyStride(s.MaxQk), statAt = sAt + rb * n;
         long imageRow = (long)image * n;
 
         for (int e = t; e < rb * dqk; e += Threads)
@@ -73,7 +76,7 @@ static class VitKernels
             for (int e = t; e < KeyTile * dqk; e += Threads)
             {
                 int j = e / dqk, d = e % dqk;
-                shared[ksAt + j * dqk + d] = j0 + j < n ? qkv[(imageRow + j0 + j) * ldq + kOff + d] : 0f;
+                shared[ksAt + j * ks + d] = j0 + j < n ? qkv[(imageRow + j0 + j) * ldq + kOff + d] : 0f;
             }
             Group.Barrier();
             for (int e = t; e < rb * KeyTile; e += Threads)
@@ -81,7 +84,7 @@ static class VitKernels
                 int r = e / KeyTile, j = e % KeyTile;
                 if (j0 + j >= n) continue;
                 float acc = 0f;
-                for (int d = 0; d < dqk; d++) acc += shared[qsAt + r * dqk + d] * shared[ksAt + j * dqk + d];
+                for (int d = 0; d < dqk; d++) acc += shared[qsAt + r * dqk + d] * shared[ksAt + j * ks + d];
                 shared[sAt + r * n + j0 + j] = acc * s.Scale;
             }
         }
@@ -127,11 +130,27 @@ static class VitKernels
         {
             int r = e / dv, c = e % dv;
             if (r0 + r >= n) continue;
-            float acc = 0f;
-            for (int j = 0; j < n; j++) acc += shared[sAt + r * n + j] * qkv[(imageRow + j) * ldq + vCol + c];
-            output[(imageRow + r0 + r) * ldo + vOff + c] = acc * shared[statAt + rb + r];
+            // Four independent sums (keys j ≡ 0, 1, 2, 3 mod 4): four V loads in flight instead of one.
+            float acc0 = 0f, acc1 = 0f, acc2 = 0f, acc3 = 0f;
+            long at = imageRow * ldq + vCol + c;
+            int j = 0;
+            for (; j + 3 < n; j += 4)
+            {
+                acc0 += shared[sAt + r * n + j] * qkv[at + (long)j * ldq];
+                acc1 += shared[sAt + r * n + j + 1] * qkv[at + (long)(j + 1) * ldq];
+                acc2 += shared[sAt + r * n + j + 2] * qkv[at + (long)(j + 2) * ldq];
+                acc3 += shared[sAt + r * n + j + 3] * qkv[at + (long)(j + 3) * ldq];
+            }
+            for (; j < n; j++) acc0 += shared[sAt + r * n + j] * qkv[at + (long)j * ldq];
+            output[(imageRow + r0 + r) * ldo + vOff + c] = (acc0 + acc1 + (acc2 + acc3)) * shared[statAt + rb + r];
         }
     }
+
+    /// <summary>Shared-memory stride of a staged K row of width <paramref name="width"/>: the next odd number (no bank conflicts).</summary>
+    public static int KeyStride(int width) => width | 1;
+
+    /// <summary>Dynamic shared memory of <see cref="Attention"/>, in floats.</summary>
+    public static int AttentionSharedFloats(int rowBlock, int maxQk, int tokens) => rowBlock * maxQk + KeyTile * KeyStride(maxQk) + rowBlock * tokens + 2 * rowBlock;
 
     /// <summary>im2col for a stride = kernel convolution: one thread per element of the patch rows [batch·grid², C·p·p].</summary>
     public static void Patches(Index1D i, ArrayView<float> images, ArrayView<float> rows, int channels, int size, int patch)

@@ -12,6 +12,8 @@
 #   4. block sparsity on the GPU (deit_s with half its 32×32 blocks zeroed) and fp16 weights;
 #   5. NVML joules per inference, dense against SNP (bench --energy --meter nvml);
 #   6. torch.compile, with whatever budget is left.
+# SKIP="torch energy fp16 compile" leaves those steps out (a re-run after a kernel change); PROFILE=1 adds one
+# Nsight Compute pass over one ILGPU GEMM launch on DeiT-S fc1 at batch 64 (registers, occupancy, throughput).
 # Everything lands in $OUT (the device tool's return folder): log.txt, torch.json, vitsparse.json.
 # Smoke test on a machine without a GPU (the flow only: ILGPU's CPU accelerator is too slow to finish a model):
 #   DEVICE=ilgpu-cpu TORCH_DEVICE=cpu PY=/usr/bin/python3 SMOKE=1 BUDGET_S=200 tools/gpu/run_on_device.sh
@@ -46,6 +48,7 @@ BATCHES=${BATCHES:-1 8 64}
 start=$SECONDS
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
+want() { [[ " ${SKIP:-} " != *" $1 "* ]]; }
 # step NAME MAX_SECONDS COMMAND...: runs COMMAND within the budget left (skipped under 15 s), never stops the script.
 step() {
   local name=$1 t=$2; shift 2
@@ -87,24 +90,31 @@ done
 cfg=$pub/configs
 torch_args=("$cfg/deit_small_patch16_224.json" "$cfg/deit_s_snp.json" "$cfg/deit_base_patch16_224.json" "$cfg/deit_b_snp.json")
 [ -n "${SMOKE:-}" ] && torch_args=("$cfg/deit_s_snp.json")
-step "PyTorch eager + cuBLAS" 90 "$py" tools/gpu/torch_gpu_bench.py "$OUT/torch_eager.json" "${torch_args[@]}" \
+want torch && step "PyTorch eager + cuBLAS" 90 "$py" tools/gpu/torch_gpu_bench.py "$OUT/torch_eager.json" "${torch_args[@]}" \
   --batches "${BATCHES// /,}" --device "$TORCH_DEVICE" --iters 30
 
-gemm_shapes=12608x1536x384,12608x384x1536,12608x3072x768,12608x768x3072
+gemm_shapes=197x384x1536,197x1536x384,12608x1536x384,12608x384x1536,12608x3072x768,12608x768x3072
 [ -n "${SMOKE:-}" ] && gemm_shapes=64x64x64
 step "SGEMM, VitSparse ILGPU (DeiT-S/B fc1, fc2 at batch 64: M = 64·197)" 60 "$bench" gemm --device "$DEVICE" --shapes "$gemm_shapes"
-step "SGEMM, fp16 weights" 40 "$bench" gemm --device "$DEVICE" --fp16-weights --shapes "${gemm_shapes%%,*}"
+want fp16 && step "SGEMM, fp16 weights" 40 "$bench" gemm --device "$DEVICE" --fp16-weights --shapes "${gemm_shapes%%,*}"
 
 for b in 1 $sb; do
-  step "VitSparse $bsr_model, half of its 32×32 blocks zeroed, batch $b" 60 "$bench" --model "$bsr_model" \
-    --sparsify bsr32x32:0.5 --batch "$b" --device "$DEVICE" --warmup 3 --iterations "$few" \
-    --threads "$threads" --json "$OUT/vitsparse_bsr_b$b.json"
+  for blocks in 32x32 16x16; do
+    step "VitSparse $bsr_model, half of its $blocks blocks zeroed, batch $b" 60 "$bench" --model "$bsr_model" \
+      --sparsify "bsr$blocks:0.5" --batch "$b" --device "$DEVICE" --warmup 3 --iterations "$few" \
+      --threads "$threads" --json "$OUT/vitsparse_bsr${blocks}_b$b.json"
+  done
 done
-step "VitSparse fp16 weights, batch $sb" 60 "$bench" --model "$models" --batch "$sb" --device "$DEVICE" --fp16-weights \
+want fp16 && step "VitSparse fp16 weights, batch $sb" 60 "$bench" --model "$models" --batch "$sb" --device "$DEVICE" --fp16-weights \
   --warmup 3 --iterations "$few" --threads "$threads"
-step "NVML energy, dense against SNP, batch $sb" 90 "$bench" --model "${models%%,*}" --batch "$sb" --device "$DEVICE" \
+want energy && step "NVML energy, dense against SNP, batch $sb" 90 "$bench" --model "${models%%,*}" --batch "$sb" --device "$DEVICE" \
   --warmup 3 --iterations 5 --threads "$threads" --energy --meter nvml --energy-rounds 3 --energy-window 2
 
-step "torch.compile" 200 "$py" tools/gpu/torch_gpu_bench.py "$OUT/torch_compile.json" "${torch_args[@]:0:2}" \
+want compile && step "torch.compile" 200 "$py" tools/gpu/torch_gpu_bench.py "$OUT/torch_compile.json" "${torch_args[@]:0:2}" \
   --batches "$compile_batches" --device "$TORCH_DEVICE" --iters 30 --compile
+if [ -n "${PROFILE:-}" ] && command -v ncu >/dev/null; then
+  step "Nsight Compute: the ILGPU GEMM on DeiT-S fc1 at batch 64" 90 ncu --clock-control none --launch-skip 2 --launch-count 1 \
+    --section LaunchStats --section Occupancy --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+    "$bench" gemm --device "$DEVICE" --shapes 12608x1536x384 --iterations 1
+fi
 echo "done in $((SECONDS - start)) s: $OUT"
