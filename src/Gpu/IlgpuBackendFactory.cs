@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 using ILGPU.Runtime.OpenCL;
+using VitSparse.Runtime;
 using VitSparse.Runtime.Backends;
 
 namespace VitSparse.Gpu;
@@ -29,7 +30,8 @@ public sealed class IlgpuBackendFactory : IGpuBackendFactory
                 return new IlgpuBackend(context, context.GetCPUDevice(0).CreateAccelerator(context), device, halfWeights);
             }
             int index = device == "gpu" ? 0 : int.Parse(device.AsSpan(4), System.Globalization.CultureInfo.InvariantCulture);
-            context = Context.Create(b => b.Cuda().OpenCL(d => d.DeviceType == CLDeviceType.CL_DEVICE_TYPE_GPU).EnableAlgorithms());
+            var level = OptimizationFromEnvironment();
+            context = Context.Create(b => b.Cuda().OpenCL(d => d.DeviceType == CLDeviceType.CL_DEVICE_TYPE_GPU).EnableAlgorithms().Optimize(level));
             var gpus = context.Devices.Where(d => d.AcceleratorType is AcceleratorType.Cuda or AcceleratorType.OpenCL)
                 .OrderBy(d => d.AcceleratorType == AcceleratorType.Cuda ? 0 : 1).ToList();
             if (index >= gpus.Count)
@@ -41,10 +43,23 @@ public sealed class IlgpuBackendFactory : IGpuBackendFactory
             return new IlgpuBackend(context, chosen.CreateAccelerator(context), device, halfWeights);
         }
         catch (DeviceException) { context?.Dispose(); throw; }
+        catch (InputException) { context?.Dispose(); throw; }
         catch (Exception e)
         {
             context?.Dispose();
             throw new DeviceException($"device '{device}': ILGPU could not open it: {e.Message}", e);
         }
     }
+
+    /// <summary>
+    /// ILGPU's optimisation level for real GPUs: O1 (ILGPU's default), or what VITSPARSE_GPU_OPTIMIZATION says
+    /// (O0, O1, O2): a diagnostic for comparing ILGPU's code generation on a device, not a tuning knob users need.
+    /// </summary>
+    static OptimizationLevel OptimizationFromEnvironment() => Environment.GetEnvironmentVariable("VITSPARSE_GPU_OPTIMIZATION") switch
+    {
+        null or "" or "O1" => OptimizationLevel.O1,
+        "O0" => OptimizationLevel.O0,
+        "O2" => OptimizationLevel.O2,
+        var other => throw new InputException("VITSPARSE_GPU_OPTIMIZATION", $"'{other}' is not one of O0, O1, O2"),
+    };
 }
