@@ -296,6 +296,20 @@ public class DeviceErrorTests
     }
 
     [Fact]
+    public void An_unknown_gpu_optimisation_level_is_refused_naming_the_variable()
+    {
+        // Only this class opens real GPU devices, and its tests run one at a time: the variable is seen by this test alone.
+        Environment.SetEnvironmentVariable("VITSPARSE_GPU_OPTIMIZATION", "O9");
+        try
+        {
+            var e = Assert.Throws<InputException>(() => Devices.Open("gpu"));
+            Assert.Equal("VITSPARSE_GPU_OPTIMIZATION", e.Argument);
+            Assert.Contains("'O9' is not one of O0, O1, O2", e.Message);
+        }
+        finally { Environment.SetEnvironmentVariable("VITSPARSE_GPU_OPTIMIZATION", null); }
+    }
+
+    [Fact]
     public void Out_of_device_memory_names_the_request_and_the_free_memory()
     {
         using var be = Devices.Open("ilgpu-cpu");
