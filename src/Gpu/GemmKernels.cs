@@ -111,6 +111,10 @@ static class GemmKernels
         // W rows are staged at an odd stride: consecutive threads read consecutive rows of the block at the same j.
         int bh = s.BlockHeight, bw = s.BlockWidth, ws = BsrStride(bw), wFloats = bh * bw, xAt = bh * ws, outputs = s.RowsPerGroup * bh;
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+        // Output o = t + i·64 is (row o / bh, column o mod bh); when bh divides 64 and the group holds 8·64 outputs,
+        // a thread's eight outputs share their column and all exist.
+        bool full = Threads % bh == 0 && outputs == BsrOutputsPerThread * Threads;
+        int r = t / bh, c = t % bh;
         for (int b = rowPtr[br]; b < rowPtr[br + 1]; b++)
         {
             int c0 = blockCols[b] * bw;
@@ -118,10 +122,24 @@ static class GemmKernels
                 shared[e / bw * ws + e % bw] = s.Half != 0 ? (float)v16[(long)b * wFloats + e] : v32[(long)b * wFloats + e];
             for (int e = t; e < s.RowsPerGroup * bw; e += Threads)
             {
-                int r = e / bw, c = e % bw, row = m0 + r, col = c0 + c;
+                int row = m0 + e / bw, col = c0 + e % bw;
                 shared[xAt + e] = row < m && col < s.K ? x[(long)row * s.Ldx + col] : 0f;
             }
             Group.Barrier();
+            if (full)
+            {
+                // Every thread's eight outputs share one row of W (c = t mod bh) and take X rows r, r + 64/bh, …:
+                // one read of W per j serves eight multiply-adds.
+                int wRow = c * ws, x0 = xAt + r * bw, xs = Threads / bh * bw;
+                for (int j = 0; j < bw; j++)
+                {
+                    float wv = shared[wRow + j];
+                    a0 += shared[x0 + j] * wv; a1 += shared[x0 + xs + j] * wv; a2 += shared[x0 + 2 * xs + j] * wv; a3 += shared[x0 + 3 * xs + j] * wv;
+                    a4 += shared[x0 + 4 * xs + j] * wv; a5 += shared[x0 + 5 * xs + j] * wv; a6 += shared[x0 + 6 * xs + j] * wv; a7 += shared[x0 + 7 * xs + j] * wv;
+                }
+                Group.Barrier();
+                continue;
+            }
             a0 += BlockDot(shared, t, bh, bw, ws, xAt, outputs);
             a1 += BlockDot(shared, t + Threads, bh, bw, ws, xAt, outputs);
             a2 += BlockDot(shared, t + 2 * Threads, bh, bw, ws, xAt, outputs);
