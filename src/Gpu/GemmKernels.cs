@@ -169,7 +169,7 @@ static class GemmKernels
         return acc;
     }
 
-    /// <summary>Shared-memory stride of a staged BSR block row of width <paramref name="bw"/>: the next odd number.</summary>
+    /// <summary>Shared-memory stride of a staged BSR block row of width <paramref name="bw"/>: the width if odd, else one more.</summary>
     public static int BsrStride(int bw) => bw | 1;
 
     static void StoreBsr(ArrayView<float> y, int ldy, int m0, int br, int o, float acc, ArrayView<float> bias, BsrShape s, int outputs, int m)

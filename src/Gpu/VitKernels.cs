@@ -146,7 +146,7 @@ static class VitKernels
         }
     }
 
-    /// <summary>Shared-memory stride of a staged K row of width <paramref name="width"/>: the next odd number (no bank conflicts).</summary>
+    /// <summary>Shared-memory stride of a staged K row of width <paramref name="width"/>: the width if odd, else one more (no bank conflicts).</summary>
     public static int KeyStride(int width) => width | 1;
 
     /// <summary>Dynamic shared memory of <see cref="Attention"/>, in floats.</summary>
