@@ -99,7 +99,7 @@ static class GemmKernels
 
     /// <summary>
     /// BSR GEMM: W in bh×bw blocks (values [kept, bh, bw] row-major, blockCols [kept], rowPtr [⌈N/bh⌉ + 1]).
-    /// Grid: (⌈m/rowsPerGroup⌉, block rows) groups of 64; dynamic shared memory bh·BsrStride(bw) + rowsPerGroup·bw floats:
+    /// Grid: (⌈m/rowsPerGroup⌉, block rows) groups of 64; dynamic shared memory <see cref="BsrSharedFloats"/>:
     /// each kept block of the group's block row is staged with the matching columns of X, then every thread
     /// adds it into its (up to eight) outputs. The shape travels as one struct: stream kernels take at most 14 parameters.
     /// </summary>
@@ -137,17 +137,18 @@ static class GemmKernels
                     a0 += shared[x0 + j] * wv; a1 += shared[x0 + xs + j] * wv; a2 += shared[x0 + 2 * xs + j] * wv; a3 += shared[x0 + 3 * xs + j] * wv;
                     a4 += shared[x0 + 4 * xs + j] * wv; a5 += shared[x0 + 5 * xs + j] * wv; a6 += shared[x0 + 6 * xs + j] * wv; a7 += shared[x0 + 7 * xs + j] * wv;
                 }
-                Group.Barrier();
-                continue;
             }
-            a0 += BlockDot(shared, t, bh, bw, ws, xAt, outputs);
-            a1 += BlockDot(shared, t + Threads, bh, bw, ws, xAt, outputs);
-            a2 += BlockDot(shared, t + 2 * Threads, bh, bw, ws, xAt, outputs);
-            a3 += BlockDot(shared, t + 3 * Threads, bh, bw, ws, xAt, outputs);
-            a4 += BlockDot(shared, t + 4 * Threads, bh, bw, ws, xAt, outputs);
-            a5 += BlockDot(shared, t + 5 * Threads, bh, bw, ws, xAt, outputs);
-            a6 += BlockDot(shared, t + 6 * Threads, bh, bw, ws, xAt, outputs);
-            a7 += BlockDot(shared, t + 7 * Threads, bh, bw, ws, xAt, outputs);
+            else
+            {
+                a0 += BlockDot(shared, t, bh, bw, ws, xAt, outputs);
+                a1 += BlockDot(shared, t + Threads, bh, bw, ws, xAt, outputs);
+                a2 += BlockDot(shared, t + 2 * Threads, bh, bw, ws, xAt, outputs);
+                a3 += BlockDot(shared, t + 3 * Threads, bh, bw, ws, xAt, outputs);
+                a4 += BlockDot(shared, t + 4 * Threads, bh, bw, ws, xAt, outputs);
+                a5 += BlockDot(shared, t + 5 * Threads, bh, bw, ws, xAt, outputs);
+                a6 += BlockDot(shared, t + 6 * Threads, bh, bw, ws, xAt, outputs);
+                a7 += BlockDot(shared, t + 7 * Threads, bh, bw, ws, xAt, outputs);
+            }
             Group.Barrier();
         }
         StoreBsr(y, ldy, m0, br, t, a0, bias, s, outputs, m);
@@ -171,6 +172,9 @@ static class GemmKernels
 
     /// <summary>Shared-memory stride of a staged BSR block row of width <paramref name="bw"/>: the width if odd, else one more.</summary>
     public static int BsrStride(int bw) => bw | 1;
+
+    /// <summary>Dynamic shared memory of <see cref="BsrPacked"/>, in floats: the staged block, then the rows of X.</summary>
+    public static int BsrSharedFloats(int bh, int bw, int rowsPerGroup) => bh * BsrStride(bw) + rowsPerGroup * bw;
 
     static void StoreBsr(ArrayView<float> y, int ldy, int m0, int br, int o, float acc, ArrayView<float> bias, BsrShape s, int outputs, int m)
     {

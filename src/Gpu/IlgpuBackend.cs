@@ -224,7 +224,7 @@ public sealed class IlgpuBackend : IVitBackend
     internal static int BsrRowsPerGroup(int bh, int bw)
     {
         int byOutputs = GemmKernels.BsrOutputsPerThread * GemmKernels.Threads / bh;
-        int byShared = (SharedFloats - bh * GemmKernels.BsrStride(bw)) / bw;
+        int byShared = (SharedFloats - GemmKernels.BsrSharedFloats(bh, bw, 0)) / bw;
         return Math.Max(0, Math.Min(Math.Min(byOutputs, byShared), 128));
     }
 
@@ -317,34 +317,32 @@ public sealed class IlgpuBackend : IVitBackend
             var shape = new BsrShape { Ldx = ldx, K = w.K, N = w.N, BlockHeight = w.BlockHeight, BlockWidth = w.BlockWidth, RowsPerGroup = w.RowsPerGroup, Half = half, Epilogue = ep };
             int blockRows = (w.N + w.BlockHeight - 1) / w.BlockHeight;
             var config = new KernelConfig(new Index2D(Groups(m, w.RowsPerGroup), blockRows), new Index2D(GemmKernels.Threads, 1),
-                SharedMemoryConfig.RequestDynamic<float>(w.BlockHeight * GemmKernels.BsrStride(w.BlockWidth) + w.RowsPerGroup * w.BlockWidth));
+                SharedMemoryConfig.RequestDynamic<float>(GemmKernels.BsrSharedFloats(w.BlockHeight, w.BlockWidth, w.RowsPerGroup)));
             try { _bsr(config, V(x), m, v32, v16, cols.View, w.RowPtr!.View, shape, w.Bias.View, V(y), ldy); }
             catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gemm_bsr", e); }
         }
         else
         {
             int gm = Groups(m, GemmKernels.TileM), gn = Groups(w.N, GemmKernels.TileN);
-            int slices = KSlices(gm * gn, w.K, SplitKBelowTiles);
-            if (slices == 1)
+            int slices = KSlices(gm * gn, w.K, SplitKBelowTiles), kSlice = w.K;
+            if (slices > 1)
             {
-                var config = new KernelConfig(new Index3D(gm, gn, 1), new Index3D(GemmKernels.Threads, 1, 1));
-                try { _dense(config, V(x), ldx, m, v32, v16, half, w.K, w.N, w.Bias.View, V(y), ldy, ep, w.K); }
-                catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gemm_dense", e); }
-            }
-            else
-            {
-                int kSlice = ((w.K + slices - 1) / slices + GemmKernels.TileK - 1) / GemmKernels.TileK * GemmKernels.TileK;
+                kSlice = ((w.K + slices - 1) / slices + GemmKernels.TileK - 1) / GemmKernels.TileK * GemmKernels.TileK;
                 slices = (w.K + kSlice - 1) / kSlice;
-                var partials = Partials((long)slices * m * w.N);
-                var config = new KernelConfig(new Index3D(gm, gn, slices), new Index3D(GemmKernels.Threads, 1, 1));
-                try
+            }
+            var config = new KernelConfig(new Index3D(gm, gn, slices), new Index3D(GemmKernels.Threads, 1, 1));
+            try
+            {
+                if (slices == 1) _dense(config, V(x), ldx, m, v32, v16, half, w.K, w.N, w.Bias.View, V(y), ldy, ep, kSlice);
+                else
                 {
+                    var partials = Partials((long)slices * m * w.N);
                     _dense(config, V(x), ldx, m, v32, v16, half, w.K, w.N, w.Bias.View, partials, w.N, GemmKernels.EpPartial, kSlice);
                     _reducePartials(m * w.N, partials, slices, m, w.N, w.Bias.View, V(y), ldy, ep);
+                    _launches++;
                 }
-                catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed("gemm_dense (split-K)", e); }
-                _launches++;
             }
+            catch (Exception e) when (e is not VitSparseException) { throw LaunchFailed(slices == 1 ? "gemm_dense" : "gemm_dense (split-K)", e); }
         }
         _launches++;
     }

@@ -8,13 +8,14 @@
 #   1. VitSparse on --device gpu, batch 1/8/64: deit_s_snp and deit_b_snp, each beside its dense model in the same
 #      run (latency, images/s, the SNP speedup, launches per inference, max |Δlogit| against the CPU backend);
 #   2. PyTorch eager on the same shapes (tools/gpu/torch_gpu_bench.py; TF32 off) and cuBLAS SGEMM;
-#   3. VitSparse's ILGPU SGEMM (bench gemm) on DeiT-S/B fc1/fc2 at batch 64;
-#   4. block sparsity on the GPU (deit_s with half its 32×32 blocks zeroed) and fp16 weights;
+#   3. VitSparse's ILGPU SGEMM (bench gemm) on DeiT-S fc1/fc2 at batch 1 and DeiT-S/B fc1/fc2 at batch 64;
+#   4. block sparsity on the GPU (deit_s with half its 32×32 or 16×16 blocks zeroed) and fp16 weights;
 #   5. NVML joules per inference, dense against SNP (bench --energy --meter nvml);
 #   6. torch.compile, with whatever budget is left.
 # SKIP="torch energy fp16 compile" leaves those steps out (a re-run after a kernel change); PROFILE=1 adds one
 # Nsight Compute pass over one ILGPU GEMM launch on DeiT-S fc1 at batch 64 (registers, occupancy, throughput).
-# Everything lands in $OUT (the device tool's return folder): log.txt, torch.json, vitsparse.json.
+# Everything lands in $OUT (the device tool's return folder): log.txt, vitsparse_b*.json, vitsparse_bsr*.json,
+# torch_eager.json, torch_compile.json.
 # Smoke test on a machine without a GPU (the flow only: ILGPU's CPU accelerator is too slow to finish a model):
 #   DEVICE=ilgpu-cpu TORCH_DEVICE=cpu PY=/usr/bin/python3 SMOKE=1 BUDGET_S=200 tools/gpu/run_on_device.sh
 set -uo pipefail
@@ -95,7 +96,7 @@ want torch && step "PyTorch eager + cuBLAS" 90 "$py" tools/gpu/torch_gpu_bench.p
 
 gemm_shapes=197x384x1536,197x1536x384,12608x1536x384,12608x384x1536,12608x3072x768,12608x768x3072
 [ -n "${SMOKE:-}" ] && gemm_shapes=64x64x64
-step "SGEMM, VitSparse ILGPU (DeiT-S/B fc1, fc2 at batch 64: M = 64·197)" 60 "$bench" gemm --device "$DEVICE" --shapes "$gemm_shapes"
+step "SGEMM, VitSparse ILGPU (DeiT-S fc1, fc2 at batch 1; DeiT-S/B fc1, fc2 at batch 64: M = 64·197)" 60 "$bench" gemm --device "$DEVICE" --shapes "$gemm_shapes"
 want fp16 && step "SGEMM, fp16 weights" 40 "$bench" gemm --device "$DEVICE" --fp16-weights --shapes "${gemm_shapes%%,*}"
 
 for b in 1 $sb; do
