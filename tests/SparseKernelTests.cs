@@ -123,6 +123,36 @@ public class SparseKernelTests
         }
     }
 
+    /// <summary>
+    /// Two-thread teams give each worker its own Xᵀ, transposed as its items first need it: a later call with
+    /// another input (and token count) must transpose again, whichever worker takes which items.
+    /// </summary>
+    [Theory, MemberData(nameof(KernelTests.WidthData), MemberType = typeof(KernelTests))]
+    public void Per_worker_transposes_follow_each_new_input(SimdWidth width)
+    {
+        const int n = 90, k = 72;
+        var layers = new ILinear[]
+        {
+            BsrLinear.FromDense(BlockMasked(n, k, 8, 8, 0.5, 1), n, k, 8, 8, Fixtures.Random(n, 7), width),
+            BsrLinear.FromDense(BlockMasked(n, k, 16, 4, 0.5, 2), n, k, 16, 4, Fixtures.Random(n, 7), width),
+            CsrLinear.FromDense(Masked(n, k, 0.3, 3), n, k, Fixtures.Random(n, 7), width),
+        };
+        using var team = new ThreadTeam(2);
+        int call = 0;
+        team.BeforeChunk = worker => { if (worker == call % 2) Thread.Sleep(1); };   // a different worker lags in each call
+        foreach (var layer in layers)
+            foreach (int m in new[] { 197, 197, 40, 1, 120 })
+            {
+                call++;
+                var x = Fixtures.Random(m * k, 100 + call);
+                var one = new float[m * n];
+                var two = new float[m * n];
+                layer.Forward(x, m, k, one, n, Epilogue.Bias, ThreadTeam.Single);
+                layer.Forward(x, m, k, two, n, Epilogue.Bias, team);
+                Assert.True(one.AsSpan().SequenceEqual(two), $"{layer.GetType().Name}, call {call} (m = {m}): 2 threads differ from 1");
+            }
+    }
+
     [Fact]
     public void Sparse_kernels_honour_row_strides_and_leave_other_columns_alone()
     {

@@ -173,7 +173,13 @@ public sealed class CsrLinear : ILinear
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
         int lanes = Isa.LanesOf(Width), chunkVectors = ChunkVectorsOf(Width);
         int vectors = (m + lanes - 1) / lanes, chunks = (vectors + chunkVectors - 1) / chunkVectors;
-        var xt = team.Shared(FeatureMajor.TransposedLength(K, vectors * lanes) + FeatureMajor.AlignFloats);
+        // One Xᵀ for the team, or one per worker (see FeatureMajor.PerWorkerThreads), each on whole 64-byte lines, then a
+        // done flag per (copy, chunk).
+        int copies = FeatureMajor.Copies(team);
+        long copyFloats = (FeatureMajor.TransposedLength(K, vectors * lanes) + 15L) / 16 * 16;
+        long sharedFloats = copies * copyFloats + (long)copies * chunks + FeatureMajor.AlignFloats;
+        if (sharedFloats > Array.MaxLength) throw new ArgumentException($"{copies} transposed inputs of {K}×{vectors * lanes} floats do not fit one array; run fewer images at a time");
+        var xt = team.Shared((int)sharedFloats);
         unsafe
         {
             fixed (float* px = x)
@@ -186,11 +192,14 @@ public sealed class CsrLinear : ILinear
             {
                 // Panels start on 64-byte lines and their rows on vector boundaries, so no vector load splits a line.
                 float* panels = FeatureMajor.AlignUp(pxt);
+                int* done = (int*)(panels + copies * copyFloats);
                 var transpose = new PanelTranspose(px, m, ldx, K, panels, lanes, vectors, chunks);
-                if ((long)vectors * lanes * K <= ThreadTeam.CallerFloats) team.OnCaller(chunks, transpose);
+                if (copies > 1) new Span<int>(done, copies * chunks).Clear();
+                else if ((long)vectors * lanes * K <= ThreadTeam.CallerFloats) team.OnCaller(chunks, transpose);
                 else team.For(chunks, transpose);
                 int rowGroups = (N + RowsPerItem - 1) / RowsPerItem;
-                team.For(rowGroups * chunks, new Body(this, panels, m, py, ldy, epilogue, chunks, vectors, chunkVectors * lanes, values, cols, bias, segPtr, team));
+                team.For(rowGroups * chunks, new Body(this, transpose, copies > 1 ? done : null, copyFloats, m, py, ldy, epilogue, chunks, vectors, chunkVectors * lanes,
+                    values, cols, bias, segPtr, team));
             }
         }
     }
@@ -209,34 +218,40 @@ public sealed class CsrLinear : ILinear
     /// </summary>
     readonly unsafe struct PanelTranspose(float* x, int m, int ldx, int k, float* xt, int lanes, int vectors, int chunks) : IRangeBody
     {
+        /// <summary>The shared Xᵀ (the first worker's copy when each has its own).</summary>
+        public float* Xt => xt;
+
         public void Run(int start, int end, int worker)
         {
-            for (int c = start; c < end; c++)
+            for (int c = start; c < end; c++) Chunk(c, xt);
+        }
+
+        /// <summary>Chunk c into the Xᵀ at <paramref name="into"/> (the shared one or a worker's own copy).</summary>
+        public void Chunk(int c, float* into)
+        {
+            var (v0, vecs) = ChunkVectors(c, vectors, chunks);
+            int t0 = v0 * lanes, ct = vecs * lanes, tokens = Math.Min(ct, m - t0);
+            float* panel = into + (long)k * t0;
+            // Whole 8×8 blocks with AVX shuffles; the ragged rest (and the zero tokens past m) element by element.
+            int full = Transpose8x8.IsSupported ? tokens / 8 * 8 : 0, k8 = Transpose8x8.IsSupported ? k / 8 * 8 : 0;
+            for (int j0 = 0; j0 < full; j0 += 8)
             {
-                var (v0, vecs) = ChunkVectors(c, vectors, chunks);
-                int t0 = v0 * lanes, ct = vecs * lanes, tokens = Math.Min(ct, m - t0);
-                float* panel = xt + (long)k * t0;
-                // Whole 8×8 blocks with AVX shuffles; the ragged rest (and the zero tokens past m) element by element.
-                int full = Transpose8x8.IsSupported ? tokens / 8 * 8 : 0, k8 = Transpose8x8.IsSupported ? k / 8 * 8 : 0;
-                for (int j0 = 0; j0 < full; j0 += 8)
+                float* src = x + (long)(t0 + j0) * ldx;
+                for (int kk = 0; kk < k8; kk += 8) Transpose8x8.Block(src + kk, ldx, panel + (long)kk * ct + j0, ct);
+                for (int kk = k8; kk < k; kk++)
+                    for (int j = 0; j < 8; j++) panel[(long)kk * ct + j0 + j] = src[(long)j * ldx + kk];
+            }
+            // 16 tokens at a time: 16 source rows read side by side stay in L1 while kk walks along them.
+            for (int j0 = full; j0 < ct; j0 += 16)
+            {
+                int jEnd = Math.Min(j0 + 16, ct), jReal = Math.Min(jEnd, tokens);
+                float* dst = panel + j0;
+                for (int kk = 0; kk < k; kk++, dst += ct)
                 {
-                    float* src = x + (long)(t0 + j0) * ldx;
-                    for (int kk = 0; kk < k8; kk += 8) Transpose8x8.Block(src + kk, ldx, panel + (long)kk * ct + j0, ct);
-                    for (int kk = k8; kk < k; kk++)
-                        for (int j = 0; j < 8; j++) panel[(long)kk * ct + j0 + j] = src[(long)j * ldx + kk];
-                }
-                // 16 tokens at a time: 16 source rows read side by side stay in L1 while kk walks along them.
-                for (int j0 = full; j0 < ct; j0 += 16)
-                {
-                    int jEnd = Math.Min(j0 + 16, ct), jReal = Math.Min(jEnd, tokens);
-                    float* dst = panel + j0;
-                    for (int kk = 0; kk < k; kk++, dst += ct)
-                    {
-                        float* src = x + (long)(t0 + j0) * ldx + kk;
-                        int j = j0;
-                        for (; j < jReal; j++) dst[j - j0] = src[(long)(j - j0) * ldx];
-                        for (; j < jEnd; j++) dst[j - j0] = 0f;
-                    }
+                    float* src = x + (long)(t0 + j0) * ldx + kk;
+                    int j = j0;
+                    for (; j < jReal; j++) dst[j - j0] = src[(long)(j - j0) * ldx];
+                    for (; j < jEnd; j++) dst[j - j0] = 0f;
                 }
             }
         }
@@ -247,8 +262,8 @@ public sealed class CsrLinear : ILinear
     /// <see cref="KBlock"/> features: the block of the panel serves all 16 rows from L1, where the whole
     /// panel (K rows) would stream from L2 for every row; partial sums wait in the tile.
     /// </summary>
-    unsafe readonly struct Body(CsrLinear w, float* xt, int m, float* y, int ldy, Epilogue ep, int chunks, int vectors, int chunkTokens,
-        float* values, ushort* cols, float* bias, int* segPtr, ThreadTeam team) : IRangeBody
+    unsafe readonly struct Body(CsrLinear w, PanelTranspose transpose, int* done, long copyFloats, int m, float* y, int ldy, Epilogue ep, int chunks, int vectors,
+        int chunkTokens, float* values, ushort* cols, float* bias, int* segPtr, ThreadTeam team) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -274,6 +289,13 @@ public sealed class CsrLinear : ILinear
                     int c = rem / groups, n0 = (g0 + rem % groups) * RowsPerItem, rows = Math.Min(RowsPerItem, w.N - n0);
                     var (v0, vecs) = ChunkVectors(c, vectors, chunks);
                     int m0 = v0 * vc, ct = vecs * vc, tokens = Math.Min(ct, m - m0);
+                    float* xt = transpose.Xt;
+                    if (done != null)
+                    {
+                        // This worker's own Xᵀ: each chunk transposed the first time one of its items needs it.
+                        xt += worker * copyFloats;
+                        if (done[worker * chunks + c] == 0) { transpose.Chunk(c, xt); done[worker * chunks + c] = 1; }
+                    }
                     float* panel = xt + (long)w.K * m0;
                     for (int kb = 0; kb < kBlocks; kb++)
                     {

@@ -27,6 +27,18 @@ internal static unsafe class FeatureMajor
     public const int Panel = 16;
 
     /// <summary>
+    /// Teams of up to this many threads give each worker its own Xᵀ, transposed part by part as its items first
+    /// need them. A shared Xᵀ is written by one core and read by all: on 2 cores of Zen 4 the caller's transpose
+    /// took 2.2× its single-thread time (every line it rewrote was still held by the other core) and the
+    /// sparse layers ran 3–15 % slower than with private copies (README "Sparse linears"). A private copy costs
+    /// its worker up to one whole transpose, which every further worker would repeat: wider teams share one.
+    /// </summary>
+    public const int PerWorkerThreads = 2;
+
+    /// <summary>How many copies of Xᵀ a call on <paramref name="team"/> uses: one per worker or one shared.</summary>
+    public static int Copies(ThreadTeam team) => team.Threads <= PerWorkerThreads ? team.Threads : 1;
+
+    /// <summary>
     /// Fills xt with Xᵀ in panels of 16 tokens, [mPad/16][kPad][16]: a register tile walking down K reads
     /// one contiguous stream per token vector (sequential lines the prefetchers follow), instead of one
     /// line per row of a row-major Xᵀ. Tokens past m and features past k are zero, so padded weights and padded
@@ -43,15 +55,19 @@ internal static unsafe class FeatureMajor
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float* PanelToken(float* xt, int kPad, int t) => xt + (long)(t / Panel) * kPad * Panel + t % Panel;
 
-    readonly struct PanelBody(float* x, int m, int ldx, int k, float* xt, int kPad) : IRangeBody
+    /// <summary>The transpose of <see cref="TransposeToPanels"/>, a panel at a time.</summary>
+    public readonly struct PanelBody(float* x, int m, int ldx, int k, float* xt, int kPad) : IRangeBody
     {
-        public void Run(int start, int end, int worker)
+        public void Run(int start, int end, int worker) => Panels(start, end, xt);
+
+        /// <summary>Panels [start, end) into the paneled Xᵀ at <paramref name="into"/> (the shared one or a worker's own copy).</summary>
+        public void Panels(int start, int end, float* into)
         {
             int k8 = Transpose8x8.IsSupported ? k / 8 * 8 : 0;
             for (int item = start; item < end; item++)
             {
                 int t0 = item * Panel, tokens = Math.Min(Panel, m - t0);
-                float* panel = xt + (long)item * kPad * Panel;
+                float* panel = into + (long)item * kPad * Panel;
                 // Each half panel of 8 tokens: whole 8×8 blocks by AVX shuffles, the rest (and ragged halves) element by element.
                 for (int j0 = 0; j0 < Panel; j0 += 8)
                 {
@@ -100,8 +116,8 @@ internal static unsafe class FeatureMajor
     {
         bool acc = ep == Epilogue.BiasAccumulate;
         int rows8 = Transpose8x8.IsSupported ? rows / 8 * 8 : 0, tokens8 = Transpose8x8.IsSupported ? tokens / 8 * 8 : 0;
-        for (int r0 = 0; r0 < rows8; r0 += 8)
-            for (int j0 = 0; j0 < tokens8; j0 += 8)
+        for (int j0 = 0; j0 < tokens8; j0 += 8)
+            for (int r0 = 0; r0 < rows8; r0 += 8)
                 Transpose8x8.Block(tile + r0 * tileStride + j0, tileStride, y + (long)j0 * ldy + r0, ldy, acc);
         for (int j = 0; j < tokens; j++)
         {

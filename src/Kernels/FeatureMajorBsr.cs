@@ -93,8 +93,13 @@ internal sealed class FeatureMajorBsr
     {
         if (m <= 0) return;
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
-        int mPad = FeatureMajor.PaddedTokens(m), kPad = BlockCols * BlockWidth;
-        var xt = team.Shared(FeatureMajor.TransposedLength(kPad, mPad) + FeatureMajor.AlignFloats);
+        int mPad = FeatureMajor.PaddedTokens(m), kPad = BlockCols * BlockWidth, panelCount = mPad / FeatureMajor.Panel;
+        // One Xᵀ for the team, or one per worker (FeatureMajor.PerWorkerThreads), then a done flag per (copy, panel).
+        int copies = FeatureMajor.Copies(team);
+        long copyFloats = FeatureMajor.TransposedLength(kPad, mPad);
+        long sharedFloats = copies * copyFloats + (long)copies * panelCount + FeatureMajor.AlignFloats;
+        if (sharedFloats > Array.MaxLength) throw new ArgumentException($"{copies} transposed inputs of {kPad}×{mPad} floats do not fit one array; run fewer images at a time");
+        var xt = team.Shared((int)sharedFloats);
         int lanes = Isa.LanesOf(Width), chunkTokens = ChunkVectors * lanes;
         int vectors = (m + lanes - 1) / lanes, chunks = (vectors + ChunkVectors - 1) / ChunkVectors;
         unsafe
@@ -109,15 +114,19 @@ internal sealed class FeatureMajorBsr
             {
                 // Panels start on a 64-byte line (a 16-token panel row is one line), so no vector load splits a line.
                 float* panels = FeatureMajor.AlignUp(pxt);
-                FeatureMajor.TransposeToPanels(px, m, ldx, K, panels, kPad, mPad, team);
-                team.For(BlockRows * _groups * chunks, new Body(this, panels, kPad, m, py, ldy, epilogue, chunks, vectors, chunkTokens, values, bias, rowPtr, colStart, team));
+                int* done = (int*)(panels + copies * copyFloats);
+                if (copies > 1) new Span<int>(done, copies * panelCount).Clear();
+                else FeatureMajor.TransposeToPanels(px, m, ldx, K, panels, kPad, mPad, team);
+                var transpose = new FeatureMajor.PanelBody(px, m, ldx, K, panels, kPad);
+                team.For(BlockRows * _groups * chunks, new Body(this, panels, copies > 1 ? done : null, copyFloats, panelCount, transpose, kPad, m, py, ldy, epilogue,
+                    chunks, vectors, chunkTokens, values, bias, rowPtr, colStart, team));
             }
         }
     }
 
     /// <summary>One work item = one 8-row group of a block row × one chunk of tokens; items are chunk-major: the chunk's Xᵀ stays in L2 while the weights stream past it (weights are 4 bytes per 24 FMAs, Xᵀ 192).</summary>
-    unsafe readonly struct Body(FeatureMajorBsr w, float* xt, int kPad, int m, float* y, int ldy, Epilogue ep, int chunks, int vectors, int chunkTokens,
-        float* values, float* bias, int* rowPtr, int* colStart, ThreadTeam team) : IRangeBody
+    unsafe readonly struct Body(FeatureMajorBsr w, float* sharedXt, int* done, long copyFloats, int panelCount, FeatureMajor.PanelBody transpose, int kPad, int m,
+        float* y, int ldy, Epilogue ep, int chunks, int vectors, int chunkTokens, float* values, float* bias, int* rowPtr, int* colStart, ThreadTeam team) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
@@ -147,6 +156,15 @@ internal sealed class FeatureMajorBsr
                     int m0 = v0 * vc, tokens = Math.Min(vecs * vc, m - m0);
                     int b0 = rowPtr[br], b1 = rowPtr[br + 1];
                     float* biasRow = bias + (long)rg * R;
+                    float* xt = sharedXt;
+                    if (done != null)
+                    {
+                        // This worker's own Xᵀ: each panel transposed the first time one of its items needs it.
+                        xt += worker * copyFloats;
+                        int* mine = done + worker * panelCount;
+                        for (int p = m0 / FeatureMajor.Panel, pEnd = (m0 + vecs * vc + FeatureMajor.Panel - 1) / FeatureMajor.Panel; p < pEnd; p++)
+                            if (mine[p] == 0) { transpose.Panels(p, p + 1, xt); mine[p] = 1; }
+                    }
                     for (int v = 0; v < vecs;)
                     {
                         float* xTile = FeatureMajor.PanelToken(xt, kPad, m0 + v * vc);
