@@ -48,7 +48,7 @@ static class TrainBench
         if (peer is not ("torch" or "none")) throw new InputException("--peers", $"'{peer}' is not one of torch, none");
         if (!File.Exists(weightsPath)) throw new InputException("--weights", $"{weightsPath}: file not found");
         var parameters = ParameterSet.Load(weightsPath, null);
-        var c = parameters.Config;
+        var c = parameters.Model;
 
         // A fixed batch: seeded images and labels (speed does not depend on the values).
         var images = new float[(long)batch * c.ImageElements];
@@ -56,7 +56,9 @@ static class TrainBench
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
         var labels = Enumerable.Range(0, batch).Select(i => i % c.NumClasses).ToArray();
         using var team = new ThreadTeam(threads);
-        var bp = new DeitBackprop(parameters, batch, team);
+        // A DeiT's steps can be profiled per phase (--breakdown); a Swin runs the same step through SwinBackprop.
+        var deit = parameters.Swin == null ? new DeitBackprop(parameters, batch, team) : null;
+        IBackprop bp = deit != null ? new IBackprop.DeitStep(deit) : new SwinBackprop(parameters, batch, team);
         var opt = new AdamW(parameters, new AdamWSettings(WeightDecay: 0.05, ClipNorm: 1.0));
         var loss = new LossSpec(LossKind.CrossEntropy, 0.1);
         var logits = new float[batch * c.NumClasses];
@@ -66,19 +68,20 @@ static class TrainBench
         void Step()
         {
             bp.Forward(images, batch, logits);
-            long t0 = bp.Profile is null ? 0 : StepProfile.Now();
+            long t0 = deit?.Profile is null ? 0 : StepProfile.Now();
             loss.Evaluate(logits, batch, c.NumClasses, labels, default, dLogits);
-            bp.Profile?.Add(StepPhase.Loss, t0);
+            deit?.Profile?.Add(StepPhase.Loss, t0);
             bp.Backward(dLogits);
             opt.Step(bp.Gradients, 1e-4);
-            bp.Profile?.EndStep();
+            deit?.Profile?.EndStep();
         }
 
         TorchTrainPeer? torch = null;
         string? skipped = null;
         if (peer == "torch")
         {
-            if (TorchPeer.Unavailable() is { } why) skipped = $"{why}; install with: apt-get install python3-torch libopenblas0-pthread";
+            if (deit == null) skipped = "the PyTorch training peer (tools/peers/torch_train_peer.py) builds DeiTs only";
+            else if (TorchPeer.Unavailable() is { } why) skipped = $"{why}; install with: apt-get install python3-torch libopenblas0-pthread";
             else torch = new TorchTrainPeer(RepoRoot(), Path.GetFullPath(weightsPath), threads, batch);
         }
         using (torch)
@@ -132,13 +135,14 @@ static class TrainBench
             stdout.Write(t);
             stdout.WriteLine(string.Create(inv, $"VitSparse allocated {allocated / ours.Count} bytes per step on the calling thread"));
             if (skipped != null) stdout.WriteLine($"skipped pytorch: {skipped}");
-            if (breakdown)
+            if (breakdown && deit == null) stdout.WriteLine("--breakdown: per-phase times are measured for DeiT steps only (SwinBackprop is not instrumented)");
+            else if (breakdown)
             {
-                bp.Profile = opt.Profile = profile;
+                deit!.Profile = opt.Profile = profile;
                 var t1 = Stopwatch.GetTimestamp();
                 for (int i = 0; i < iterations; i++) Step();
                 double wallMs = Stopwatch.GetElapsedTime(t1).TotalMilliseconds / iterations;
-                bp.Profile = opt.Profile = null;
+                deit.Profile = opt.Profile = null;
                 stdout.WriteLine();
                 stdout.WriteLine(string.Create(inv, $"VitSparse breakdown: {iterations} more steps, profiled; mean {wallMs:0.0} ms/step"));
                 stdout.WriteLine();

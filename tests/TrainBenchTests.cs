@@ -24,6 +24,22 @@ public class TrainBenchTests
             Assert.True(double.Parse(rows[timed.ToString()], System.Globalization.CultureInfo.InvariantCulture) > 0, $"{timed} took no time:\n{text}");
     }
 
+    /// <summary>A Swin trains through SwinBackprop (it crashed with an unhandled "not a DeiT" before); the DeiT-only parts say so.</summary>
+    [Fact]
+    public void A_swin_is_timed_and_the_deit_only_parts_say_so()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = BenchApp.Run(["train", "--weights", Fixtures.Path_("swin_fmnist.safetensors"), "--batch", "2", "--warmup", "0", "--iterations", "1",
+            "--peers", "torch", "--breakdown"], o, e);
+        Assert.True(code == 0, e.ToString());
+        string text = o.ToString();
+        Assert.Contains("| VitSparse ", text);
+        Assert.Contains("swin_fmnist (swin_fmnist.safetensors), batch 2", text);
+        Assert.Contains("skipped pytorch: the PyTorch training peer (tools/peers/torch_train_peer.py) builds DeiTs only", text);
+        Assert.Contains("--breakdown: per-phase times are measured for DeiT steps only", text);
+    }
+
     [Fact]
     public void A_bad_batch_is_refused_naming_the_option()
     {
