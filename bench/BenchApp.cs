@@ -130,8 +130,11 @@ public static partial class BenchApp
                     { Load = settings.Load, LoadAverage = ReadLoadAverage() };
                 using var energy = EnergyBench.Open(pr);
                 report.Energy = energy?.Report;
+                // A Swin file without --model is measured as the Swin it holds (the default --model is a DeiT).
+                bool swinFile = w != null && pr.GetResult(models) is null or { Implicit: true } && IsSwinFile(w);
                 foreach (var n in names)
-                    if (SwinArchitectures.TryGet(n, out _)) MeasureSwin(n, w, settings, report, stderr);
+                    if (swinFile) MeasureSwin(null, w, settings, report, stderr);
+                    else if (SwinArchitectures.TryGet(n, out _)) MeasureSwin(n, w, settings, report, stderr);
                     else Measure(n, w, settings, report, stderr, energy);
                 stdout.WriteLine($"VitSparse bench · {report.Machine}");
                 if (report.Load > 0) stdout.WriteLine($"--load {report.Load}: {report.Load} busy-spinning process{(report.Load == 1 ? "" : "es")} ran beside the measurement");
@@ -160,7 +163,7 @@ public static partial class BenchApp
         var sparseCases = new Option<string?>("--cases") { Description = "with --sparse: only the cases whose name starts with this (e.g. unstructured, bsr32x32), alternating measurement only (no BenchmarkDotNet pass)" };
         var sparseRounds = new Option<int?>("--rounds") { Description = "with --sparse: only the alternating sparse-vs-dense measurement, this many rounds (no BenchmarkDotNet pass; default 41)" };
         var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick, sparseKernels, sparseCases, sparseRounds };
-        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, pr.GetValue(quick), pr.GetValue(sparseKernels), pr.GetValue(sparseCases), pr.GetValue(sparseRounds)));
+        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, stderr, pr.GetValue(quick), pr.GetValue(sparseKernels), pr.GetValue(sparseCases), pr.GetValue(sparseRounds)));
         root.Add(kernels);
         root.Add(GemmBench.Create(stdout, stderr));
         root.Add(TrainBench.Create(stdout, stderr));
@@ -216,6 +219,14 @@ public static partial class BenchApp
     /// pause: a runtime's idle pool threads may still spin right after its round (ONNX Runtime's do), and the next
     /// runtime's first runs must not be timed against them.
     /// </summary>
+    /// <summary>Whether <paramref name="path"/> holds a Swin (our config, or timm's Swin keys); unreadable files are left to the loader's errors.</summary>
+    static bool IsSwinFile(string path)
+    {
+        if (!File.Exists(path)) return false;
+        try { using var f = new SafeTensorsFile(path); return SwinFile.IsSwin(f); }
+        catch (VitSparseException) { return false; }
+    }
+
     static void Alternate(IReadOnlyList<Contender> contenders, int warmup, int iterations)
     {
         foreach (var x in contenders) x.Round(warmup);

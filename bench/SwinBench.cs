@@ -9,7 +9,8 @@ public static partial class BenchApp
 {
     sealed record SwinVariant(string Label, SwinModel Model, bool Peers = true);
 
-    static void MeasureSwin(string name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log)
+    /// <summary><paramref name="name"/> null: the architecture and the label come from the file (a Swin given as --weights without --model).</summary>
+    static void MeasureSwin(string? name, string? weightsPath, BenchSettings s, BenchReport report, TextWriter log)
     {
         if (s.Sparsify != null) throw new InputException("--sparsify", "is for DeiT models; a Swin is benchmarked dense or as its file stores it");
         SwinConfig config;
@@ -28,18 +29,19 @@ public static partial class BenchApp
             }
             else
             {
-                config = SwinArchitectures.Get(name, "--model");
+                config = SwinArchitectures.Get(name!, "--model");
                 weights = new SeededSwinWeights(config);
                 source = "seeded synthetic";
             }
+            string label = name ?? config.Name;
             var dense = SwinModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine, Sparse = SparseMode.Off });
             if (s.Sparse != SparseMode.Off && SwinModel.FromSource(weights, config, new LoadOptions { Warn = log.WriteLine, Sparse = s.Sparse }) is { } sparse
                 && sparse.LinearLayers.Any(l => l.Format != WeightFormat.Dense))
             {
-                variants.Add(new SwinVariant($"{name} dense", dense, Peers: false));
-                variants.Add(new SwinVariant($"{name} sparse", sparse));
+                variants.Add(new SwinVariant($"{label} dense", dense, Peers: false));
+                variants.Add(new SwinVariant($"{label} sparse", sparse));
             }
-            else variants.Add(new SwinVariant(name, dense));
+            else variants.Add(new SwinVariant(label, dense));
         }
         finally { file?.Dispose(); }
 
@@ -72,7 +74,7 @@ public static partial class BenchApp
                     if (contender != null) contenders.Add((v, contender));
                 }
             }
-            log.WriteLine($"{name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => $"{x.Contender.Name} on {x.Variant.Label}"))} ({s.Warmup} runs each)…");
+            log.WriteLine($"{config.Name}: {source} weights; warming up {string.Join(", ", contenders.Select(x => $"{x.Contender.Name} on {x.Variant.Label}"))} ({s.Warmup} runs each)…");
             Alternate(contenders.Select(x => x.Contender).ToList(), s.Warmup, s.Iterations);
             for (int i = 0; i < variants.Count; i++)
             {

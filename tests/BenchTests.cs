@@ -24,6 +24,16 @@ public class BenchTests
     }
 
     [Fact]
+    public void Kernel_bench_refuses_sparse_cases_that_match_nothing()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(2, BenchApp.Run(["kernels", "--sparse", "--cases", "bsr7x7", "--rounds", "1"], o, e));
+        Assert.Contains("--cases: no sparse case starts with 'bsr7x7' (cases: bsr32x32:1.0,", e.ToString());
+        Assert.DoesNotContain("Sparse linears", o.ToString());
+    }
+
+    [Fact]
     public void Bench_prints_a_markdown_row_per_model_and_writes_json()
     {
         string json = Path.Combine(Fixtures.TempDir(), "bench.json");

@@ -75,6 +75,19 @@ public class SwinCliTests
         finally { File.Delete(json); }
     }
 
+    /// <summary>A Swin file as --weights without --model runs as the Swin it holds (the default --model, deit_s, refused it).</summary>
+    [Theory]
+    [InlineData("swin_fmnist.safetensors", "| swin_fmnist ")]        // our config in the metadata
+    [InlineData("swin_tiny_legacy.safetensors", "| swin ")]          // timm keys only: the layout is inferred
+    public void Bench_takes_a_swin_file_without_model(string file, string row)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = VitSparse.Bench.BenchApp.Run(["--weights", Fixtures.Path_(file), "--warmup", "0", "--iterations", "1", "--threads", "1", "--peers", "none"], o, e);
+        Assert.True(code == 0, e.ToString());
+        Assert.Contains(row, o.ToString());
+    }
+
     [Fact]
     public void Bad_swin_arguments_are_one_line_errors()
     {

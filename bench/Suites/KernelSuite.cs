@@ -15,9 +15,14 @@ namespace VitSparse.Bench.Suites;
 /// </summary>
 public static class KernelSuite
 {
-    public static int Run(TextWriter stdout, bool quick, bool sparseOnly = false, string? sparseCases = null, int? sparseRounds = null)
+    public static int Run(TextWriter stdout, TextWriter stderr, bool quick, bool sparseOnly = false, string? sparseCases = null, int? sparseRounds = null)
     {
-        if (sparseRounds < 1) { Console.Error.WriteLine($"error: --rounds must be at least 1, got {sparseRounds}"); return 2; }
+        if (sparseRounds < 1) { stderr.WriteLine($"error: --rounds must be at least 1, got {sparseRounds}"); return 2; }
+        if (sparseCases != null && !SparseBenchmarks.Cases.Skip(1).Any(c => c.StartsWith(sparseCases, StringComparison.Ordinal)))
+        {
+            stderr.WriteLine($"error: --cases: no sparse case starts with '{sparseCases}' (cases: {string.Join(", ", SparseBenchmarks.Cases.Skip(1))})");
+            return 2;
+        }
         var inv = CultureInfo.InvariantCulture;
         var widths = new[] { SimdWidth.V512, SimdWidth.V256, SimdWidth.V128 }
             .Where(w => w switch
