@@ -162,8 +162,9 @@ public static partial class BenchApp
         var sparseKernels = new Option<bool>("--sparse") { Description = "the sparse linears against dense on DeiT-S/B shapes: ratios, cost-model factors and break-even densities" };
         var sparseCases = new Option<string?>("--cases") { Description = "with --sparse: only the cases whose name starts with this (e.g. unstructured, bsr32x32), alternating measurement only (no BenchmarkDotNet pass)" };
         var sparseRounds = new Option<int?>("--rounds") { Description = "with --sparse: only the alternating sparse-vs-dense measurement, this many rounds (no BenchmarkDotNet pass; default 41)" };
-        var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick, sparseKernels, sparseCases, sparseRounds };
-        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, stderr, pr.GetValue(quick), pr.GetValue(sparseKernels), pr.GetValue(sparseCases), pr.GetValue(sparseRounds)));
+        var sparseThreads = new Option<int>("--threads") { Description = "with --sparse: time dense and sparse on a team of this many threads (wall time; only the alternating measurement)", DefaultValueFactory = _ => 1 };
+        var kernels = new Command("kernels", "BenchmarkDotNet suites per kernel: GFLOP/s and share of the measured FMA peak") { quick, sparseKernels, sparseCases, sparseRounds, sparseThreads };
+        kernels.SetAction(pr => Suites.KernelSuite.Run(stdout, stderr, pr.GetValue(quick), pr.GetValue(sparseKernels), pr.GetValue(sparseCases), pr.GetValue(sparseRounds), pr.GetValue(sparseThreads)));
         root.Add(kernels);
         root.Add(GemmBench.Create(stdout, stderr));
         root.Add(TrainBench.Create(stdout, stderr));

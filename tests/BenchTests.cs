@@ -34,6 +34,18 @@ public class BenchTests
     }
 
     [Fact]
+    public void Kernel_bench_compares_sparse_and_dense_on_a_thread_team()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(0, BenchApp.Run(["kernels", "--sparse", "--cases", "bsr8x8", "--rounds", "1", "--threads", "2"], o, e));
+        Assert.Contains("Sparse linears, 2 threads, M = 197, dense and sparse alternating (1 rounds, wall-clock time)", o.ToString());
+        Assert.Contains("| deit_b fc2 3072→768 |", o.ToString());
+        Assert.Equal(2, BenchApp.Run(["kernels", "--threads", "2"], new StringWriter(), e));
+        Assert.Contains("--threads is for the sparse comparison", e.ToString());
+    }
+
+    [Fact]
     public void Bench_prints_a_markdown_row_per_model_and_writes_json()
     {
         string json = Path.Combine(Fixtures.TempDir(), "bench.json");

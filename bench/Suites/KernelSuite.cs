@@ -15,9 +15,11 @@ namespace VitSparse.Bench.Suites;
 /// </summary>
 public static class KernelSuite
 {
-    public static int Run(TextWriter stdout, TextWriter stderr, bool quick, bool sparseOnly = false, string? sparseCases = null, int? sparseRounds = null)
+    public static int Run(TextWriter stdout, TextWriter stderr, bool quick, bool sparseOnly = false, string? sparseCases = null, int? sparseRounds = null, int threads = 1)
     {
         if (sparseRounds < 1) { stderr.WriteLine($"error: --rounds must be at least 1, got {sparseRounds}"); return 2; }
+        if (threads < 1) { stderr.WriteLine($"error: --threads must be at least 1, got {threads}"); return 2; }
+        if (threads > 1 && !sparseOnly) { stderr.WriteLine("error: --threads is for the sparse comparison (kernels --sparse); the suites time one thread"); return 2; }
         if (sparseCases != null && !SparseBenchmarks.Cases.Skip(1).Any(c => c.StartsWith(sparseCases, StringComparison.Ordinal)))
         {
             stderr.WriteLine($"error: --cases: no sparse case starts with '{sparseCases}' (cases: {string.Join(", ", SparseBenchmarks.Cases.Skip(1))})");
@@ -49,7 +51,7 @@ public static class KernelSuite
         // Medians and bests both: on a shared machine the median carries other tenants' load, the best run
         // shows what the code does when it has the core.
         var results = new MarkdownTable("kernel", "case", "width", "median µs", "GFLOP/s", "% of peak", "best µs", "best GFLOP/s", "best % of peak").RightAlign(3, 4, 5, 6, 7, 8);
-        if (sparseOnly) return RunSparse(stdout, config, quick, sparseCases, sparseRounds);
+        if (sparseOnly) return RunSparse(stdout, config, quick, sparseCases, sparseRounds, threads);
         foreach (var report in BenchmarkRunner.Run<GemmBenchmarks>(config).Reports)
         {
             var shape = (string)report.BenchmarkCase.Parameters["Shape"];
@@ -67,13 +69,13 @@ public static class KernelSuite
         return RunSparse(stdout, config, quick);
     }
 
-    static int RunSparse(TextWriter stdout, IConfig config, bool quick, string? cases = null, int? roundsAsked = null)
+    static int RunSparse(TextWriter stdout, IConfig config, bool quick, string? cases = null, int? roundsAsked = null, int threads = 1)
     {
         // First the alternating measurement (robust to other tenants' load), then BenchmarkDotNet's absolute times
-        // unless only some cases or a round count were asked for.
+        // unless only some cases, a round count or more threads were asked for.
         int rounds = roundsAsked ?? (quick ? 3 : 41);
-        stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(rounds, cases), rounds, cases));
-        if (cases != null || roundsAsked != null) return 0;
+        stdout.Write(SparseBenchmarks.InterleavedReport(SparseBenchmarks.Interleaved(rounds, cases, threads), rounds, cases, threads));
+        if (cases != null || roundsAsked != null || threads > 1) return 0;
         var medians = new Dictionary<(string, string), double>();
         foreach (var report in BenchmarkRunner.Run<SparseBenchmarks>(config).Reports)
             if (report.ResultStatistics is { } st)

@@ -81,9 +81,13 @@ public class SparseBenchmarks
     /// from other tenants hits both sides alike. Returns dense÷sparse per (shape, case) and the spread
     /// (interquartile range of the ratios).
     /// </summary>
-    public static Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> Interleaved(int rounds, string? cases = null)
+    public static Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> Interleaved(int rounds, string? cases = null, int threads = 1)
     {
         var result = new Dictionary<(string, string), (double, double, double)>();
+        // One thread is timed in its own CPU time; a team in wall time (its workers' CPU time is not the caller's).
+        using var own = threads > 1 ? new ThreadTeam(threads) : null;
+        var team = own ?? ThreadTeam.Single;
+        Func<double> clock = threads > 1 ? () => System.Diagnostics.Stopwatch.GetTimestamp() * 1e3 / System.Diagnostics.Stopwatch.Frequency : ThreadCpu.Milliseconds;
         foreach (var (shape, k, n) in Shapes)
         {
             var r = new Random(1);
@@ -96,9 +100,9 @@ public class SparseBenchmarks
                 var sparse = Build(c, w.ToArray(), n, k);
                 double Time(ILinear l)
                 {
-                    double t0 = ThreadCpu.Milliseconds();
-                    for (int i = 0; i < 3; i++) l.Forward(x, M, k, y, n, Epilogue.Bias, ThreadTeam.Single);
-                    return ThreadCpu.Milliseconds() - t0;
+                    double t0 = clock();
+                    for (int i = 0; i < 3; i++) l.Forward(x, M, k, y, n, Epilogue.Bias, team);
+                    return clock() - t0;
                 }
                 WarmUp(() => Time(dense), () => Time(sparse));
                 var ratios = new List<double>();
@@ -130,12 +134,14 @@ public class SparseBenchmarks
     /// <summary>The sparse cases whose name starts with <paramref name="prefix"/> (all when null).</summary>
     static string[] Selected(string? prefix) => Cases.Skip(1).Where(c => prefix == null || c.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
 
-    public static string InterleavedReport(Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> ratios, int rounds, string? cases = null)
+    public static string InterleavedReport(Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> ratios, int rounds, string? cases = null, int threads = 1)
     {
         var inv = CultureInfo.InvariantCulture;
         var sw = new StringWriter(inv);
         sw.WriteLine();
-        sw.WriteLine($"Sparse linears, single thread, M = 197, dense and sparse alternating ({rounds} rounds, {ThreadCpu.Clock}): median dense÷sparse time (interquartile range):");
+        string who = threads == 1 ? $"single thread, M = 197, dense and sparse alternating ({rounds} rounds, {ThreadCpu.Clock})"
+            : $"{threads} threads, M = 197, dense and sparse alternating ({rounds} rounds, wall-clock time)";
+        sw.WriteLine($"Sparse linears, {who}: median dense÷sparse time (interquartile range):");
         sw.WriteLine();
         var selected = Selected(cases);
         var t = new MarkdownTable(["shape", .. selected]);
@@ -154,7 +160,8 @@ public class SparseBenchmarks
         }
         sw.Write(t);
         sw.WriteLine();
-        sw.WriteLine("Cost model (SparseCostModel): time per kept MAC ÷ dense time per MAC (median over shapes) and the break-even density it implies:");
+        sw.WriteLine(threads == 1 ? "Cost model (SparseCostModel): time per kept MAC ÷ dense time per MAC (median over shapes) and the break-even density it implies:"
+            : $"Time per kept MAC ÷ dense time per MAC at {threads} threads (median over shapes; SparseCostModel holds the single-thread factors) and the break-even density it implies:");
         sw.WriteLine();
         var f = new MarkdownTable("format", "at density", "factor", "break-even density").RightAlign(1, 2, 3);
         foreach (var c in selected)
