@@ -175,8 +175,8 @@ public sealed class CsrLinear : ILinear
         int vectors = (m + lanes - 1) / lanes, chunks = (vectors + chunkVectors - 1) / chunkVectors;
         // One Xᵀ for the team, or one per worker (see FeatureMajor.PerWorkerThreads), each on whole 64-byte lines, then a
         // done flag per (copy, chunk).
-        int copies = FeatureMajor.Copies(team);
         long copyFloats = (FeatureMajor.TransposedLength(K, vectors * lanes) + 15L) / 16 * 16;
+        int copies = FeatureMajor.Copies(team, copyFloats);
         long sharedFloats = copies * copyFloats + (long)copies * chunks + FeatureMajor.AlignFloats;
         if (sharedFloats > Array.MaxLength) throw new ArgumentException($"{copies} transposed inputs of {K}×{vectors * lanes} floats do not fit one array; run fewer images at a time");
         var xt = team.Shared((int)sharedFloats);

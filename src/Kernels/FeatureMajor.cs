@@ -35,8 +35,14 @@ internal static unsafe class FeatureMajor
     /// </summary>
     public const int PerWorkerThreads = 2;
 
-    /// <summary>How many copies of Xᵀ a call on <paramref name="team"/> uses: one per worker or one shared.</summary>
-    public static int Copies(ThreadTeam team) => team.Threads <= PerWorkerThreads ? team.Threads : 1;
+    /// <summary>
+    /// Largest Xᵀ (floats) copied per worker: 32 MB, DeiT-B's widest layer at batch 8. Larger inputs share one, so
+    /// a big batch does not double the buffer (the transpose is a small share of such a layer anyway).
+    /// </summary>
+    public const long PerWorkerMaxFloats = 8L << 20;
+
+    /// <summary>How many copies of an Xᵀ of <paramref name="floats"/> a call on <paramref name="team"/> uses: one per worker or one shared.</summary>
+    public static int Copies(ThreadTeam team, long floats) => team.Threads <= PerWorkerThreads && floats <= PerWorkerMaxFloats ? team.Threads : 1;
 
     /// <summary>
     /// Fills xt with Xᵀ in panels of 16 tokens, [mPad/16][kPad][16]: a register tile walking down K reads

@@ -95,8 +95,8 @@ internal sealed class FeatureMajorBsr
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
         int mPad = FeatureMajor.PaddedTokens(m), kPad = BlockCols * BlockWidth, panelCount = mPad / FeatureMajor.Panel;
         // One Xᵀ for the team, or one per worker (FeatureMajor.PerWorkerThreads), then a done flag per (copy, panel).
-        int copies = FeatureMajor.Copies(team);
         long copyFloats = FeatureMajor.TransposedLength(kPad, mPad);
+        int copies = FeatureMajor.Copies(team, copyFloats);
         long sharedFloats = copies * copyFloats + (long)copies * panelCount + FeatureMajor.AlignFloats;
         if (sharedFloats > Array.MaxLength) throw new ArgumentException($"{copies} transposed inputs of {kPad}×{mPad} floats do not fit one array; run fewer images at a time");
         var xt = team.Shared((int)sharedFloats);
