@@ -56,9 +56,7 @@ static class TrainBench
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
         var labels = Enumerable.Range(0, batch).Select(i => i % c.NumClasses).ToArray();
         using var team = new ThreadTeam(threads);
-        // A DeiT's steps can be profiled per phase (--breakdown); a Swin runs the same step through SwinBackprop.
-        var deit = parameters.Swin == null ? new DeitBackprop(parameters, batch, team) : null;
-        IBackprop bp = deit != null ? new IBackprop.DeitStep(deit) : new SwinBackprop(parameters, batch, team);
+        var bp = IBackprop.For(parameters, batch, team);
         var opt = new AdamW(parameters, new AdamWSettings(WeightDecay: 0.05, ClipNorm: 1.0));
         var loss = new LossSpec(LossKind.CrossEntropy, 0.1);
         var logits = new float[batch * c.NumClasses];
@@ -68,19 +66,19 @@ static class TrainBench
         void Step()
         {
             bp.Forward(images, batch, logits);
-            long t0 = deit?.Profile is null ? 0 : StepProfile.Now();
+            long t0 = bp.Profile is null ? 0 : StepProfile.Now();
             loss.Evaluate(logits, batch, c.NumClasses, labels, default, dLogits);
-            deit?.Profile?.Add(StepPhase.Loss, t0);
+            bp.Profile?.Add(StepPhase.Loss, t0);
             bp.Backward(dLogits);
             opt.Step(bp.Gradients, 1e-4);
-            deit?.Profile?.EndStep();
+            bp.Profile?.EndStep();
         }
 
         TorchTrainPeer? torch = null;
         string? skipped = null;
         if (peer == "torch")
         {
-            if (deit == null) skipped = "the PyTorch training peer (tools/peers/torch_train_peer.py) builds DeiTs only";
+            if (parameters.Swin != null) skipped = "the PyTorch training peer (tools/peers/torch_train_peer.py) builds DeiTs only";
             else if (TorchPeer.Unavailable() is { } why) skipped = $"{why}; install with: apt-get install python3-torch libopenblas0-pthread";
             else torch = new TorchTrainPeer(RepoRoot(), Path.GetFullPath(weightsPath), threads, batch);
         }
@@ -135,14 +133,13 @@ static class TrainBench
             stdout.Write(t);
             stdout.WriteLine(string.Create(inv, $"VitSparse allocated {allocated / ours.Count} bytes per step on the calling thread"));
             if (skipped != null) stdout.WriteLine($"skipped pytorch: {skipped}");
-            if (breakdown && deit == null) stdout.WriteLine("--breakdown: per-phase times are measured for DeiT steps only (SwinBackprop is not instrumented)");
-            else if (breakdown)
+            if (breakdown)
             {
-                deit!.Profile = opt.Profile = profile;
+                bp.Profile = opt.Profile = profile;
                 var t1 = Stopwatch.GetTimestamp();
                 for (int i = 0; i < iterations; i++) Step();
                 double wallMs = Stopwatch.GetElapsedTime(t1).TotalMilliseconds / iterations;
-                deit.Profile = opt.Profile = null;
+                bp.Profile = opt.Profile = null;
                 stdout.WriteLine();
                 stdout.WriteLine(string.Create(inv, $"VitSparse breakdown: {iterations} more steps, profiled; mean {wallMs:0.0} ms/step"));
                 stdout.WriteLine();

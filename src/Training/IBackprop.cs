@@ -14,6 +14,8 @@ public interface IBackprop
     ParameterSet Gradients { get; }
     /// <summary>The largest batch the buffers hold.</summary>
     int Capacity { get; }
+    /// <summary>When set, each pass adds its phases' wall time to it (`bench train --breakdown`).</summary>
+    StepProfile? Profile { get; set; }
     /// <summary>Runs the model on [batch, C, H, W] images, keeping activations; writes [batch, classes] logits.</summary>
     void Forward(ReadOnlySpan<float> images, int batch, Span<float> logits);
     /// <summary>Back-propagates dL/dlogits [batch, classes] of the last <see cref="Forward"/> into <see cref="Gradients"/>.</summary>
@@ -29,6 +31,7 @@ public interface IBackprop
         public ParameterSet Parameters => bp.Parameters;
         public ParameterSet Gradients => bp.Gradients;
         public int Capacity => bp.Capacity;
+        public StepProfile? Profile { get => bp.Profile; set => bp.Profile = value; }
         public void Forward(ReadOnlySpan<float> images, int batch, Span<float> logits) => bp.Forward(images, batch, logits);
         public void Backward(ReadOnlySpan<float> dLogits) => bp.Backward(dLogits);
     }

@@ -142,6 +142,12 @@ public sealed unsafe class SwinBackprop : IBackprop
     /// <summary>A pruned weight's kept-pattern, or null when all of it trains.</summary>
     byte* Keep(string name) => Parameters.MaskOf(name) is { } m ? (byte*)ParameterSet.PinBytes(m.Keep) : null;
     int Rows(int s, int batch) => batch * _c.Resolution(s) * _c.Resolution(s);
+
+    /// <summary>When set, each pass adds its phases' wall time to it. Swin's weight products include the bias sums and its
+    /// norm backward the γ/β sums (one call each), so BwdLinearBias and BwdNormParams stay zero.</summary>
+    public StepProfile? Profile { get; set; }
+    long Start() => Profile is null ? 0 : StepProfile.Now();
+    long Mark(StepPhase phase, long start) => Profile is null ? 0 : Profile.Add(phase, start);
     /// <summary>Where block b of stage s writes its output: the next block's input, or the stage's output.</summary>
     float* BlockOutput(int s, int b) => b + 1 < _tapes[s].Length ? P(_tapes[s][b + 1].X) : P(_stageOut[s]);
 
@@ -156,9 +162,12 @@ public sealed unsafe class SwinBackprop : IBackprop
         int e = c.EmbedDim, rows0 = Rows(0, batch), last = c.Stages.Count - 1, f = c.NumFeatures, k = c.NumClasses;
         float eps = c.LayerNormEps;
 
+        long t0 = Start();
         Patches.Extract(images, batch, c.InChannels, c.ImageSize, c.PatchSize, _patches);
         DenseLinear.Forward(P(_patches), rows0, c.PatchDim, W("patch_embed.proj.weight"), W("patch_embed.proj.bias"), e, P(_embed), P(_wT), _team);
+        t0 = Mark(StepPhase.FwdEmbed, t0);
         NormGrad.Forward(P(_embed), rows0, e, W("patch_embed.norm.weight"), W("patch_embed.norm.bias"), eps, P(_tapes[0][0].X), P(_embedMean), P(_embedRstd), _team);
+        Mark(StepPhase.FwdNorm, t0);
 
         for (int s = 0; s < c.Stages.Count; s++)
         {
@@ -167,17 +176,23 @@ public sealed unsafe class SwinBackprop : IBackprop
                 // x [batch, 2r, 2r, prev] → gather 2×2 (x0, x1, x2, x3) → LN(4·prev) → reduction (no bias) → stage input.
                 var m = _merges[s]!;
                 int prev = c.Stages[s - 1].Dim, rows = Rows(s, batch), side = c.Resolution(s - 1);
+                t0 = Start();
                 TokenMaps.Merge2x2(_stageOut[s - 1], batch, side, side, prev, m.In, _team);
                 NormGrad.Forward(P(m.In), rows, 4 * prev, W(_mergeNormW[s]), W(_mergeNormB[s]), eps, P(m.Norm), P(m.Mean), P(m.Rstd), _team);
+                t0 = Mark(StepPhase.FwdNorm, t0);
                 DenseLinear.Forward(P(m.Norm), rows, 4 * prev, W(_reduction[s]), null, c.Stages[s].Dim, P(_tapes[s][0].X), P(_wT), _team);
+                Mark(StepPhase.FwdLinear, t0);
             }
             for (int b = 0; b < c.Stages[s].Depth; b++) BlockForward(s, b, batch);
         }
 
         int lastRows = Rows(last, batch), tokens = lastRows / batch;
+        t0 = Start();
         NormGrad.Forward(P(_stageOut[last]), lastRows, f, W("norm.weight"), W("norm.bias"), eps, P(_final), P(_finalMean), P(_finalRstd), _team);
         TokenMaps.MeanPool(_final, batch, tokens, f, _pooled);
+        t0 = Mark(StepPhase.FwdNorm, t0);
         DenseLinear.Forward(P(_pooled), batch, f, W(_headW), W(_headB), k, P(_logits), P(_wT), _team);
+        Mark(StepPhase.FwdLinear, t0);
         _logits.AsSpan(0, batch * k).CopyTo(logits);
     }
 
@@ -189,16 +204,27 @@ public sealed unsafe class SwinBackprop : IBackprop
         float eps = _c.LayerNormEps;
         float* x = P(tape.X), mid = P(tape.Mid), y = BlockOutput(s, b);
         // mid = x + proj(window attention(norm1(x))); y = mid + fc2(gelu(fc1(norm2(mid)))).
+        long t0 = Start();
         NormGrad.Forward(x, rows, d, W(n.Norm1W), W(n.Norm1B), eps, P(tape.H1), P(tape.Mean1), P(tape.Rstd1), _team);
+        t0 = Mark(StepPhase.FwdNorm, t0);
         DenseLinear.Forward(P(tape.H1), rows, d, W(n.QkvW), W(n.QkvB), 3 * d, P(tape.Qkv), P(_wT), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         _attention[s][b].Forward(P(tape.Qkv), W(n.QkvB), W(n.Table), batch, P(tape.P), P(tape.A), _team);
+        t0 = Mark(StepPhase.FwdAttention, t0);
         DenseLinear.Forward(P(tape.A), rows, d, W(n.ProjW), W(n.ProjB), d, mid, P(_wT), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         AddInPlace(mid, x, (long)rows * d);
+        t0 = Mark(StepPhase.FwdResidual, t0);
         NormGrad.Forward(mid, rows, d, W(n.Norm2W), W(n.Norm2B), eps, P(tape.H2), P(tape.Mean2), P(tape.Rstd2), _team);
+        t0 = Mark(StepPhase.FwdNorm, t0);
         DenseLinear.Forward(P(tape.H2), rows, d, W(n.Fc1W), W(n.Fc1B), hidden, P(tape.U), P(_wT), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         GeluGrad.Forward(P(tape.U), P(tape.G), rows, hidden, _team);
+        t0 = Mark(StepPhase.FwdGelu, t0);
         DenseLinear.Forward(P(tape.G), rows, hidden, W(n.Fc2W), W(n.Fc2B), d, y, P(_wT), _team);
+        t0 = Mark(StepPhase.FwdLinear, t0);
         AddInPlace(y, mid, (long)rows * d);
+        Mark(StepPhase.FwdResidual, t0);
     }
 
     static void AddInPlace(float* y, float* x, long n)
@@ -217,8 +243,9 @@ public sealed unsafe class SwinBackprop : IBackprop
 
         // Head on the pooled features, then the mean pool spreads each image's gradient evenly over its tokens.
         dLogits.CopyTo(_dHead);
-        DenseLinear.BackwardWeights(P(_dHead), batch, k, P(_pooled), f, G(_headW), G(_headB), P(_wT), _team, Keep(_headW));
-        DenseLinear.BackwardInput(P(_dHead), batch, k, W(_headW), f, P(_dPooled), P(_wT), _team);
+        WeightGrad(P(_dHead), batch, k, P(_pooled), f, _headW, G(_headB));
+        InputGrad(P(_dHead), batch, k, W(_headW), f, P(_dPooled));
+        long t0 = Start();
         float inv = 1f / tokens;
         for (int b = 0; b < batch; b++)
         {
@@ -230,7 +257,8 @@ public sealed unsafe class SwinBackprop : IBackprop
             }
         }
         _d.AsSpan(0, lastRows * f).Clear();
-        NormGrad.Backward(P(_dH), P(_stageOut[last]), lastRows, f, W("norm.weight"), P(_finalMean), P(_finalRstd), P(_d), G("norm.weight"), G("norm.bias"), _team);
+        Mark(StepPhase.BwdEmbed, t0);
+        NormBackward(P(_dH), P(_stageOut[last]), lastRows, f, W("norm.weight"), P(_finalMean), P(_finalRstd), P(_d), G("norm.weight"), G("norm.bias"));
 
         for (int s = last; s >= 0; s--)
         {
@@ -241,9 +269,30 @@ public sealed unsafe class SwinBackprop : IBackprop
         // _d is now dL/d(patch norm output).
         int e = c.EmbedDim, rows0 = Rows(0, batch);
         _dH.AsSpan(0, rows0 * e).Clear();
-        NormGrad.Backward(P(_d), P(_embed), rows0, e, W("patch_embed.norm.weight"), P(_embedMean), P(_embedRstd), P(_dH),
-            G("patch_embed.norm.weight"), G("patch_embed.norm.bias"), _team);
-        DenseLinear.BackwardWeights(P(_dH), rows0, e, P(_patches), c.PatchDim, G("patch_embed.proj.weight"), G("patch_embed.proj.bias"), P(_wT), _team, Keep("patch_embed.proj.weight"));
+        NormBackward(P(_d), P(_embed), rows0, e, W("patch_embed.norm.weight"), P(_embedMean), P(_embedRstd), P(_dH),
+            G("patch_embed.norm.weight"), G("patch_embed.norm.bias"));
+        WeightGrad(P(_dH), rows0, e, P(_patches), c.PatchDim, "patch_embed.proj.weight", G("patch_embed.proj.bias"));
+    }
+
+    void WeightGrad(float* dy, int m, int n, float* x, int k, string weight, float* dBias)
+    {
+        long t0 = Start();
+        DenseLinear.BackwardWeights(dy, m, n, x, k, G(weight), dBias, P(_wT), _team, Keep(weight));
+        Mark(StepPhase.BwdLinearWeight, t0);
+    }
+
+    void InputGrad(float* dy, int m, int n, float* w, int k, float* dx)
+    {
+        long t0 = Start();
+        DenseLinear.BackwardInput(dy, m, n, w, k, dx, P(_wT), _team);
+        Mark(StepPhase.BwdLinearInput, t0);
+    }
+
+    void NormBackward(float* dy, float* x, int rows, int width, float* gamma, float* mean, float* rstd, float* dx, float* dGamma, float* dBeta)
+    {
+        long t0 = Start();
+        NormGrad.Backward(dy, x, rows, width, gamma, mean, rstd, dx, dGamma, dBeta, _team);
+        Mark(StepPhase.BwdNormInput, t0);
     }
 
     /// <summary>_d: dL/d(stage s input) → dL/d(stage s−1 output), through reduction, LN(4C) and the 2×2 gather.</summary>
@@ -251,12 +300,14 @@ public sealed unsafe class SwinBackprop : IBackprop
     {
         var m = _merges[s]!;
         int prev = _c.Stages[s - 1].Dim, dim = _c.Stages[s].Dim, rows = Rows(s, batch), side = _c.Resolution(s - 1);
-        DenseLinear.BackwardWeights(P(_d), rows, dim, P(m.Norm), 4 * prev, G(_reduction[s]), P(_noBias), P(_wT), _team, Keep(_reduction[s]));
-        DenseLinear.BackwardInput(P(_d), rows, dim, W(_reduction[s]), 4 * prev, P(_dH), P(_wT), _team);
+        WeightGrad(P(_d), rows, dim, P(m.Norm), 4 * prev, _reduction[s], P(_noBias));
+        InputGrad(P(_d), rows, dim, W(_reduction[s]), 4 * prev, P(_dH));
         _dGather.AsSpan(0, rows * 4 * prev).Clear();
-        NormGrad.Backward(P(_dH), P(m.In), rows, 4 * prev, W(_mergeNormW[s]), P(m.Mean), P(m.Rstd), P(_dGather), G(_mergeNormW[s]), G(_mergeNormB[s]), _team);
+        NormBackward(P(_dH), P(m.In), rows, 4 * prev, W(_mergeNormW[s]), P(m.Mean), P(m.Rstd), P(_dGather), G(_mergeNormW[s]), G(_mergeNormB[s]));
         // The gather is a permutation of the previous map's rows: its backward scatters each part back.
+        long t0 = Start();
         _team.For(batch * (side / 2), new SplitBody(P(_dGather), P(_d), side, prev));
+        Mark(StepPhase.BwdEmbed, t0);
     }
 
     void BlockBackward(int s, int b, int batch)
@@ -267,25 +318,29 @@ public sealed unsafe class SwinBackprop : IBackprop
         int dim = _c.Stages[s].Dim, hid = _c.Stages[s].MlpHidden, rows = Rows(s, batch);
         float* d = P(_d);
         // MLP branch: y = mid + fc2(gelu(fc1(norm2(mid)))).
-        DenseLinear.BackwardWeights(d, rows, dim, P(tape.G), hid, G(n.Fc2W), G(n.Fc2B), P(_wT), _team, Keep(n.Fc2W));
-        DenseLinear.BackwardInput(d, rows, dim, W(n.Fc2W), hid, P(_dHidden), P(_wT), _team);
+        WeightGrad(d, rows, dim, P(tape.G), hid, n.Fc2W, G(n.Fc2B));
+        InputGrad(d, rows, dim, W(n.Fc2W), hid, P(_dHidden));
+        long t0 = Start();
         GeluGrad.Backward(P(tape.U), P(_dHidden), P(_dU), rows, hid, _team);
-        DenseLinear.BackwardWeights(P(_dU), rows, hid, P(tape.H2), dim, G(n.Fc1W), G(n.Fc1B), P(_wT), _team, Keep(n.Fc1W));
-        DenseLinear.BackwardInput(P(_dU), rows, hid, W(n.Fc1W), dim, P(_dH), P(_wT), _team);
-        NormGrad.Backward(P(_dH), P(tape.Mid), rows, dim, W(n.Norm2W), P(tape.Mean2), P(tape.Rstd2), d, G(n.Norm2W), G(n.Norm2B), _team);
+        Mark(StepPhase.BwdGelu, t0);
+        WeightGrad(P(_dU), rows, hid, P(tape.H2), dim, n.Fc1W, G(n.Fc1B));
+        InputGrad(P(_dU), rows, hid, W(n.Fc1W), dim, P(_dH));
+        NormBackward(P(_dH), P(tape.Mid), rows, dim, W(n.Norm2W), P(tape.Mean2), P(tape.Rstd2), d, G(n.Norm2W), G(n.Norm2B));
         // Attention branch: mid = x + proj(window attention(qkv(norm1(x)))).
-        DenseLinear.BackwardWeights(d, rows, dim, P(tape.A), dim, G(n.ProjW), G(n.ProjB), P(_wT), _team, Keep(n.ProjW));
-        DenseLinear.BackwardInput(d, rows, dim, W(n.ProjW), dim, P(_dA), P(_wT), _team);
+        WeightGrad(d, rows, dim, P(tape.A), dim, n.ProjW, G(n.ProjB));
+        InputGrad(d, rows, dim, W(n.ProjW), dim, P(_dA));
+        t0 = Start();
         attention.Backward(P(tape.Qkv), W(n.QkvB), P(tape.P), P(_dA), batch, P(_dQkv), G(n.Table), P(_dPad), P(_dPadSum), _team);
-        DenseLinear.BackwardWeights(P(_dQkv), rows, 3 * dim, P(tape.H1), dim, G(n.QkvW), G(n.QkvB), P(_wT), _team, Keep(n.QkvW));
+        Mark(StepPhase.BwdAttention, t0);
+        WeightGrad(P(_dQkv), rows, 3 * dim, P(tape.H1), dim, n.QkvW, G(n.QkvB));
         if (attention.Pads)
         {
             // Padded tokens are the qkv bias itself (zeros after norm1): their q, k, v gradients are the bias's too.
             float* db = G(n.QkvB);
             for (int i = 0; i < 3 * dim; i++) db[i] += _dPadSum[i];
         }
-        DenseLinear.BackwardInput(P(_dQkv), rows, 3 * dim, W(n.QkvW), dim, P(_dH), P(_wT), _team);
-        NormGrad.Backward(P(_dH), P(tape.X), rows, dim, W(n.Norm1W), P(tape.Mean1), P(tape.Rstd1), d, G(n.Norm1W), G(n.Norm1B), _team);
+        InputGrad(P(_dQkv), rows, 3 * dim, W(n.QkvW), dim, P(_dH));
+        NormBackward(P(_dH), P(tape.X), rows, dim, W(n.Norm1W), P(tape.Mean1), P(tape.Rstd1), d, G(n.Norm1W), G(n.Norm1B));
     }
 
     /// <summary>Inverse of <see cref="TokenMaps.Merge2x2"/>: rows [images, H/2, W/2, 4C] back to [images, H, W, C]; one item per output row pair.</summary>

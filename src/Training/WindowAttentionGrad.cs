@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using VitSparse.Kernels;
 
@@ -27,6 +28,8 @@ public sealed unsafe class WindowAttentionGrad
     readonly int[] _relIndex;
     // timm's shift masks [4][N][stride] (WindowAttention.ShiftMasks); empty without a shift.
     readonly float[] _masks;
+    // The bias table expanded per head, [heads][N][N]: refilled by every Forward (the table trains), read by its rows.
+    readonly float[] _bias;
     // Tile widths: head columns and window tokens rounded up to whole vectors (the pad columns stay zero).
     readonly int _dPad, _nPad;
     readonly float[][] _tiles;   // per worker, TileFloats
@@ -46,6 +49,7 @@ public sealed unsafe class WindowAttentionGrad
             for (int j = 0; j < n; j++)
                 _relIndex[i * n + j] = (i / w - j / w + w - 1) * side + (i % w - j % w + w - 1);
         _masks = GC.AllocateArray<float>(geometry.Shift > 0 ? 4 * n * geometry.Stride : 0, pinned: true);
+        _bias = GC.AllocateArray<float>(heads * n * n, pinned: true);
         if (geometry.Shift > 0) WindowAttention.ShiftMasks(geometry, _masks);
         int vc = Vector<float>.Count;
         _dPad = (headDim + vc - 1) / vc * vc;
@@ -66,8 +70,12 @@ public sealed unsafe class WindowAttentionGrad
     /// qkv [images·H·W, 3C] → o [images·H·W, C], keeping P. <paramref name="padQkv"/> is the qkv bias (a padded
     /// token's q, k, v); <paramref name="table"/> the bias table [(2w−1)², heads].
     /// </summary>
-    public void Forward(float* qkv, float* padQkv, float* table, int batch, float* p, float* o, ThreadTeam team) =>
-        team.For(batch * _g.Windows * _heads, new ForwardBody(this, qkv, padQkv, table, p, o));
+    public void Forward(float* qkv, float* padQkv, float* table, int batch, float* p, float* o, ThreadTeam team)
+    {
+        for (int h = 0; h < _heads; h++)
+            for (int ij = 0; ij < _n * _n; ij++) _bias[h * _n * _n + ij] = table[_relIndex[ij] * _heads + h];
+        team.For(batch * _g.Windows * _heads, new ForwardBody(this, qkv, padQkv, p, o));
+    }
 
     /// <summary>
     /// dO [images·H·W, C] → dQKV [images·H·W, 3C] (overwritten), dTable [(2w−1)², heads] (overwritten) and, when the
@@ -134,6 +142,14 @@ public sealed unsafe class WindowAttentionGrad
         for (; i < d; i++) dst[i] = src[i];
     }
 
+    /// <summary>dst[0..d) = alpha·src[0..d).</summary>
+    static void Scaled(float* src, float alpha, float* dst, int d)
+    {
+        int vc = Vector<float>.Count, i = 0;
+        for (var va = new Vector<float>(alpha); i <= d - vc; i += vc) Vector.Store(Vector.Load(src + i) * va, dst + i);
+        for (; i < d; i++) dst[i] = alpha * src[i];
+    }
+
     /// <summary>
     /// c[i, 0..cols) = Σ_{kk &lt; k} a[i, kk]·b[kk, 0..cols) for i &lt; m, in whole vectors (cols is rounded up: b's
     /// pad columns are zero, so c's are too); each row keeps up to four vectors of c in registers over all of k.
@@ -177,20 +193,51 @@ public sealed unsafe class WindowAttentionGrad
         }
     }
 
+    /// <summary>A row of scores → its softmax, in place: the exponentials a vector at a time (<see cref="FastExp"/>), the sum in order.</summary>
+    readonly struct SoftmaxOp : ISpanOp
+    {
+        public void Run<TOps, TV>(Span<float> x) where TOps : struct, IVec<TV> where TV : struct
+        {
+            float max = float.NegativeInfinity;
+            foreach (float v in x) max = MathF.Max(max, v);
+            TV m = TOps.Broadcast(max);
+            ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+            int i = 0;
+            for (; i <= x.Length - TOps.Count; i += TOps.Count)
+                TOps.Store(ref Unsafe.Add(ref r, i), FastExp.Exp<TOps, TV>(TOps.Sub(TOps.Load(ref Unsafe.Add(ref r, i)), m)));
+            if (i < x.Length)
+            {
+                // The tail in a whole vector (padding −∞ → 0), so every element takes the same exp.
+                Span<float> tail = stackalloc float[TOps.Count];
+                tail.Fill(float.NegativeInfinity);
+                x[i..].CopyTo(tail);
+                ref float t = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(tail);
+                TOps.Store(ref t, FastExp.Exp<TOps, TV>(TOps.Sub(TOps.Load(ref t), m)));
+                tail[..(x.Length - i)].CopyTo(x[i..]);
+            }
+            float sum = 0;
+            foreach (float v in x) sum += v;
+            float inv = 1f / sum;
+            for (int j = 0; j < x.Length; j++) x[j] *= inv;
+        }
+    }
+
     interface IVectors { static abstract int Count { get; } }
     struct One : IVectors { public static int Count => 1; }
     struct Two : IVectors { public static int Count => 2; }
     struct Three : IVectors { public static int Count => 3; }
     struct Four : IVectors { public static int Count => 4; }
 
-    readonly struct ForwardBody(WindowAttentionGrad a, float* qkv, float* pad, float* table, float* p, float* o) : IRangeBody
+    readonly struct ForwardBody(WindowAttentionGrad a, float* qkv, float* pad, float* p, float* o) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
             int n = a._n, d = a._headDim, c = a._c, ld = a._g.Stride, nPad = a._nPad, dPad = a._dPad;
             int* source = stackalloc int[n];
             var t = new Tiles(a, worker);
-            fixed (int* rel = a._relIndex) fixed (float* masks = a._masks)
+            int vc = Vector<float>.Count;
+            var scale = new Vector<float>(a._scale);
+            fixed (float* masks = a._masks) fixed (float* biases = a._bias)
                 for (int item = start; item < end; item++)
                 {
                     int h = item % a._heads, type = a.WindowTokens(item, source);
@@ -204,18 +251,18 @@ public sealed unsafe class WindowAttentionGrad
                     {
                         float* pi = map + (long)i * n, si = t.S + (long)i * nPad;
                         if (source[i] < 0) { new Span<float>(pi, n).Clear(); new Span<float>(si, n).Clear(); continue; }   // a padded query's output is cropped
-                        float max = float.NegativeInfinity;
-                        for (int j = 0; j < n; j++)
+                        // s = scale·(q·k) + B (+ M).
+                        float* bi = biases + ((long)h * n + i) * n, mi = mask != null ? mask + i * ld : null;
+                        int j = 0;
+                        for (; j <= n - vc; j += vc)
                         {
-                            float s = a._scale * si[j] + table[rel[i * n + j] * a._heads + h];
-                            if (mask != null) s += mask[i * ld + j];
-                            si[j] = s;
-                            max = MathF.Max(max, s);
+                            var v = Vector.Load(si + j) * scale + Vector.Load(bi + j);
+                            if (mi != null) v += Vector.Load(mi + j);
+                            Vector.Store(v, si + j);
                         }
-                        float sum = 0;
-                        for (int j = 0; j < n; j++) { si[j] = MathF.Exp(si[j] - max); sum += si[j]; }
-                        float inv = 1f / sum;
-                        for (int j = 0; j < n; j++) pi[j] = si[j] *= inv;
+                        for (; j < n; j++) si[j] = a._scale * si[j] + bi[j] + (mi != null ? mi[j] : 0f);
+                        Simd.Dispatch(new SoftmaxOp(), new Span<float>(si, n));
+                        Copy(si, pi, n);
                     }
                     Product(t.S, nPad, t.V, dPad, t.A, dPad, n, n, d);    // O = P·V
                     for (int i = 0; i < n; i++)
@@ -228,7 +275,7 @@ public sealed unsafe class WindowAttentionGrad
     {
         public void Run(int start, int end, int worker)
         {
-            int n = a._n, d = a._headDim, c = a._c, row = 3 * c, nPad = a._nPad, dp = a._dPad;
+            int n = a._n, d = a._headDim, c = a._c, row = 3 * c, nPad = a._nPad, dp = a._dPad, vc = Vector<float>.Count;
             int* source = stackalloc int[n];
             var t = new Tiles(a, worker);
             for (int item = start; item < end; item++)
@@ -248,15 +295,13 @@ public sealed unsafe class WindowAttentionGrad
                 {
                     // dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij'); Pᵀ and dSᵀ kept for dV and dK.
                     float* pi = map + (long)i * n, dpi = t.S + (long)i * nPad;
-                    float dot = 0;
-                    for (int j = 0; j < n; j++) dot += pi[j] * dpi[j];
-                    for (int j = 0; j < n; j++)
-                    {
-                        float dsij = pi[j] * (dpi[j] - dot);
-                        t.T[j * nPad + i] = pi[j];
-                        t.KT[j * nPad + i] = dsij;
-                        pi[j] = dsij;   // P_ij is no longer needed: keep dS_ij for the bias table
-                    }
+                    for (int j = 0; j < n; j++) t.T[j * nPad + i] = pi[j];
+                    float dot = DenseLinear.Dot(pi, dpi, n);
+                    int j0 = 0;
+                    for (var vdot = new Vector<float>(dot); j0 <= n - vc; j0 += vc)
+                        Vector.Store(Vector.Load(pi + j0) * (Vector.Load(dpi + j0) - vdot), pi + j0);   // P_ij is no longer needed: keep dS_ij for the bias table
+                    for (; j0 < n; j0++) pi[j0] = pi[j0] * (dpi[j0] - dot);
+                    for (int j = 0; j < n; j++) t.KT[j * nPad + i] = pi[j];
                 }
                 Product(map, n, t.K, dp, t.A, dp, n, n, d);          // dQ = dS·K   (× scale below)
                 Product(t.KT, nPad, t.Q, dp, t.B, dp, n, n, d);      // dK = dSᵀ·Q  (× scale below)
@@ -270,10 +315,15 @@ public sealed unsafe class WindowAttentionGrad
                     if (source[j] >= 0)
                     {
                         float* r = dQkv + (long)source[j] * row + h * d;
-                        for (int col = 0; col < d; col++) { r[col] = a._scale * dq[col]; r[c + col] = a._scale * dk[col]; r[2 * c + col] = dv[col]; }
+                        Scaled(dq, a._scale, r, d);
+                        Scaled(dk, a._scale, r + c, d);
+                        Copy(dv, r + 2 * c, d);
                     }
                     else
-                        for (int col = 0; col < d; col++) { padRow[c + h * d + col] += a._scale * dk[col]; padRow[2 * c + h * d + col] += dv[col]; }
+                    {
+                        DenseLinear.Axpy(a._scale, dk, padRow + c + h * d, d);
+                        DenseLinear.Axpy(1f, dv, padRow + 2 * c + h * d, d);
+                    }
                 }
             }
         }
