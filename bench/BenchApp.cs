@@ -63,7 +63,7 @@ public static partial class BenchApp
 {
     const int RoundSize = 5;
     /// <summary>Pause before each round, longer than a thread pool's spin-before-sleep.</summary>
-    const int SettleMs = 50;
+    internal const int SettleMs = 50;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {

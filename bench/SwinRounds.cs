@@ -22,14 +22,20 @@ static class SwinRounds
         {
             log.WriteLine($"{what}: warming up {models.Count} variants ({warmup} runs each), then {iterations} timed runs each in alternating rounds of {RoundSize}…");
             foreach (var s in sessions) for (int i = 0; i < warmup; i++) s.Run(input, batch, logits);
-            for (int done = 0; done < iterations; done += RoundSize)
-                for (int v = 0; v < sessions.Count; v++)
+            // Each round starts one variant later (no variant always follows the same one) and each variant's turn
+            // starts after the pause the DeiT rounds take (BenchApp.SettleMs: the previous team's spinning stops).
+            for (int done = 0, round = 0; done < iterations; done += RoundSize, round++)
+                for (int turn = 0; turn < sessions.Count; turn++)
+                {
+                    int v = (turn + round) % sessions.Count;
+                    Thread.Sleep(BenchApp.SettleMs);
                     for (int i = 0; i < Math.Min(RoundSize, iterations - done); i++)
                     {
                         long t0 = Stopwatch.GetTimestamp();
                         sessions[v].Run(input, batch, logits);
                         times[v].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                     }
+                }
         }
         finally
         {
