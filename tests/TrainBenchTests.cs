@@ -7,40 +7,41 @@ namespace VitSparse.Tests;
 /// <summary>`bench train --breakdown`: one row per step phase, each timed, on a small batch without the PyTorch peer.</summary>
 public class TrainBenchTests
 {
-    [Fact]
-    public void Breakdown_prints_every_phase_with_the_linear_products_timed()
+    /// <summary>Runs `bench train --breakdown` on a fixture without the timed peer run; the output and the breakdown's ms per phase.</summary>
+    static (string Text, Dictionary<StepPhase, double> Phases) Train(string fixture, int batch, params string[] more)
     {
         var o = new StringWriter();
         var e = new StringWriter();
-        int code = BenchApp.Run(["train", "--weights", Fixtures.Path_("deit_fmnist.safetensors"), "--batch", "4", "--warmup", "0", "--iterations", "2",
-            "--peers", "none", "--breakdown"], o, e);
+        int code = BenchApp.Run(["train", "--weights", Fixtures.Path_(fixture), "--batch", batch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--warmup", "0", "--iterations", "2", "--breakdown", .. more], o, e);
         Assert.True(code == 0, e.ToString());
         string text = o.ToString();
+        var phases = text.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal))
+            .Select(l => l.Split('|', StringSplitOptions.TrimEntries)).Where(c => Enum.TryParse<StepPhase>(c[1], out _))
+            .ToDictionary(c => Enum.Parse<StepPhase>(c[1]), c => double.Parse(c[2], System.Globalization.CultureInfo.InvariantCulture));
+        return (text, phases);
+    }
+
+    [Fact]
+    public void Breakdown_prints_every_phase_with_the_linear_products_timed()
+    {
+        var (text, phases) = Train("deit_fmnist.safetensors", 4, "--peers", "none");
         Assert.Contains("VitSparse breakdown: 2 more steps, profiled", text);
-        var rows = text.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal))
-            .Select(l => l.Split('|', StringSplitOptions.TrimEntries)).ToDictionary(c => c[1], c => c[2]);
-        foreach (var phase in Enum.GetValues<StepPhase>()) Assert.True(rows.ContainsKey(phase.ToString()), $"no row for {phase}:\n{text}");
+        foreach (var phase in Enum.GetValues<StepPhase>()) Assert.True(phases.ContainsKey(phase), $"no row for {phase}:\n{text}");
         foreach (var timed in new[] { StepPhase.FwdLinear, StepPhase.BwdLinearInput, StepPhase.BwdLinearWeight, StepPhase.AdamW })
-            Assert.True(double.Parse(rows[timed.ToString()], System.Globalization.CultureInfo.InvariantCulture) > 0, $"{timed} took no time:\n{text}");
+            Assert.True(phases[timed] > 0, $"{timed} took no time:\n{text}");
     }
 
     /// <summary>A Swin trains through SwinBackprop (it crashed with an unhandled "not a DeiT" before), with its breakdown; the PyTorch peer is DeiT-only and says so.</summary>
     [Fact]
     public void A_swin_is_timed_with_its_breakdown()
     {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = BenchApp.Run(["train", "--weights", Fixtures.Path_("swin_fmnist.safetensors"), "--batch", "2", "--warmup", "0", "--iterations", "1",
-            "--peers", "torch", "--breakdown"], o, e);
-        Assert.True(code == 0, e.ToString());
-        string text = o.ToString();
+        var (text, phases) = Train("swin_fmnist.safetensors", 2, "--peers", "torch");
         Assert.Contains("| VitSparse ", text);
         Assert.Contains("swin_fmnist (swin_fmnist.safetensors), batch 2", text);
         Assert.Contains("skipped pytorch: the PyTorch training peer (tools/peers/torch_train_peer.py) builds DeiTs only", text);
-        var rows = text.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal))
-            .Select(l => l.Split('|', StringSplitOptions.TrimEntries)).Where(c => Enum.TryParse<StepPhase>(c[1], out _)).ToDictionary(c => c[1], c => c[2]);
         foreach (var timed in new[] { StepPhase.FwdLinear, StepPhase.FwdAttention, StepPhase.BwdAttention, StepPhase.BwdLinearWeight, StepPhase.BwdNormInput })
-            Assert.True(double.Parse(rows[timed.ToString()], System.Globalization.CultureInfo.InvariantCulture) > 0, $"{timed} took no time:\n{text}");
+            Assert.True(phases[timed] > 0, $"{timed} took no time:\n{text}");
     }
 
     [Fact]
