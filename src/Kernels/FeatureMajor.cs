@@ -5,7 +5,8 @@ namespace VitSparse.Kernels;
 /// <summary>
 /// The token-contiguous ("feature-major") layout the sparse kernels run on (anchors.md §0.3, XNNPACK's
 /// spmm): Xᵀ in panels of tokens, so a kept weight is broadcast once and multiplies a whole vector of tokens. X
-/// is transposed once per layer call into the caller's shared scratch (8×8 AVX shuffle blocks, <see cref="Transpose8x8"/>); results leave the registers as
+/// is transposed once per layer call into the caller's shared scratch, or on teams of up to <see cref="PerWorkerThreads"/>
+/// into each worker's own copy as its items need it (8×8 AVX shuffle blocks, <see cref="Transpose8x8"/>); results leave the registers as
 /// Yᵀ tiles of 8 output rows, get bias and GELU there (one bias per row = one broadcast), and are written
 /// back transposed into Y[M][N] with the same epilogues as the dense path.
 /// </summary>
@@ -30,7 +31,7 @@ internal static unsafe class FeatureMajor
     /// Teams of up to this many threads give each worker its own Xᵀ, transposed part by part as its items first
     /// need them. A shared Xᵀ is written by one core and read by all: on 2 cores of Zen 4 the caller's transpose
     /// took 2.2× its single-thread time (every line it rewrote was still held by the other core) and the
-    /// sparse layers ran 3–15 % slower than with private copies (README "Sparse linears"). A private copy costs
+    /// sparse layers ran up to 13 % slower than with private copies (README "Sparse linears"). A private copy costs
     /// its worker up to one whole transpose, which every further worker would repeat: wider teams share one.
     /// </summary>
     public const int PerWorkerThreads = 2;
