@@ -215,11 +215,6 @@ public static partial class BenchApp
         }
     }
 
-    /// <summary>
-    /// Warms every contender up, then times them in alternating rounds of <see cref="RoundSize"/>, each round after a
-    /// pause: a runtime's idle pool threads may still spin right after its round (ONNX Runtime's do), and the next
-    /// runtime's first runs must not be timed against them.
-    /// </summary>
     /// <summary>Whether <paramref name="path"/> holds a Swin (our config, or timm's Swin keys); unreadable files are left to the loader's errors.</summary>
     static bool IsSwinFile(string path)
     {
@@ -228,6 +223,11 @@ public static partial class BenchApp
         catch (VitSparseException) { return false; }
     }
 
+    /// <summary>
+    /// Warms every contender up, then times them in alternating rounds of <see cref="RoundSize"/>, each round after a
+    /// pause: a runtime's idle pool threads may still spin right after its round (ONNX Runtime's do), and the next
+    /// runtime's first runs must not be timed against them.
+    /// </summary>
     static void Alternate(IReadOnlyList<Contender> contenders, int warmup, int iterations)
     {
         foreach (var x in contenders) x.Round(warmup);
