@@ -20,9 +20,9 @@ public static class KernelSuite
         if (sparseRounds < 1) { stderr.WriteLine($"error: --rounds must be at least 1, got {sparseRounds}"); return 2; }
         if (threads < 1) { stderr.WriteLine($"error: --threads must be at least 1, got {threads}"); return 2; }
         if (threads > 1 && !sparseOnly) { stderr.WriteLine("error: --threads is for the sparse comparison (kernels --sparse); the suites time one thread"); return 2; }
-        if (sparseCases != null && !SparseBenchmarks.Cases.Skip(1).Any(c => c.StartsWith(sparseCases, StringComparison.Ordinal)))
+        if (sparseCases != null && SparseBenchmarks.Selected(sparseCases).Length == 0)
         {
-            stderr.WriteLine($"error: --cases: no sparse case starts with '{sparseCases}' (cases: {string.Join(", ", SparseBenchmarks.Cases.Skip(1))})");
+            stderr.WriteLine($"error: --cases: no sparse case starts with '{sparseCases}' (cases: {string.Join(", ", SparseBenchmarks.Selected(null))})");
             return 2;
         }
         var inv = CultureInfo.InvariantCulture;

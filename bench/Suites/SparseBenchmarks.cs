@@ -132,7 +132,7 @@ public class SparseBenchmarks
     }
 
     /// <summary>The sparse cases whose name starts with <paramref name="prefix"/> (all when null).</summary>
-    static string[] Selected(string? prefix) => Cases.Skip(1).Where(c => prefix == null || c.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
+    internal static string[] Selected(string? prefix) => Cases.Skip(1).Where(c => prefix == null || c.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
 
     public static string InterleavedReport(Dictionary<(string Shape, string Case), (double Ratio, double Q1, double Q3)> ratios, int rounds, string? cases = null, int threads = 1)
     {

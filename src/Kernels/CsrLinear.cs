@@ -173,13 +173,9 @@ public sealed class CsrLinear : ILinear
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
         int lanes = Isa.LanesOf(Width), chunkVectors = ChunkVectorsOf(Width);
         int vectors = (m + lanes - 1) / lanes, chunks = (vectors + chunkVectors - 1) / chunkVectors;
-        // One Xᵀ for the team, or one per worker (see FeatureMajor.PerWorkerThreads), each on whole 64-byte lines, then a
-        // done flag per (copy, chunk).
+        // One Xᵀ for the team, or one per worker (see FeatureMajor.PerWorkerThreads), with a done flag per (copy, chunk).
         long copyFloats = (FeatureMajor.TransposedLength(K, vectors * lanes) + 15L) / 16 * 16;
-        int copies = FeatureMajor.Copies(team, copyFloats);
-        long sharedFloats = copies * copyFloats + (long)copies * chunks + FeatureMajor.AlignFloats;
-        if (sharedFloats > Array.MaxLength) throw new ArgumentException($"{copies} transposed inputs of {K}×{vectors * lanes} floats do not fit one array; run fewer images at a time");
-        var xt = team.Shared((int)sharedFloats);
+        var xt = FeatureMajor.TransposeBuffer(team, copyFloats, chunks, out int copies);
         unsafe
         {
             fixed (float* px = x)
@@ -192,13 +188,15 @@ public sealed class CsrLinear : ILinear
             {
                 // Panels start on 64-byte lines and their rows on vector boundaries, so no vector load splits a line.
                 float* panels = FeatureMajor.AlignUp(pxt);
-                int* done = (int*)(panels + copies * copyFloats);
+                int* done = FeatureMajor.DoneFlags(panels, copyFloats, copies, chunks);
                 var transpose = new PanelTranspose(px, m, ldx, K, panels, lanes, vectors, chunks);
-                if (copies > 1) new Span<int>(done, copies * chunks).Clear();
-                else if ((long)vectors * lanes * K <= ThreadTeam.CallerFloats) team.OnCaller(chunks, transpose);
-                else team.For(chunks, transpose);
+                if (done == null)   // one shared Xᵀ, transposed up front; else each worker transposes what its items need
+                {
+                    if ((long)vectors * lanes * K <= ThreadTeam.CallerFloats) team.OnCaller(chunks, transpose);
+                    else team.For(chunks, transpose);
+                }
                 int rowGroups = (N + RowsPerItem - 1) / RowsPerItem;
-                team.For(rowGroups * chunks, new Body(this, transpose, copies > 1 ? done : null, copyFloats, m, py, ldy, epilogue, chunks, vectors, chunkVectors * lanes,
+                team.For(rowGroups * chunks, new Body(this, transpose, done, copyFloats, m, py, ldy, epilogue, chunks, vectors, chunkVectors * lanes,
                     values, cols, bias, segPtr, team));
             }
         }

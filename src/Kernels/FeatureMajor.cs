@@ -46,6 +46,28 @@ internal static unsafe class FeatureMajor
     public static int Copies(ThreadTeam team, long floats) => team.Threads <= PerWorkerThreads && floats <= PerWorkerMaxFloats ? team.Threads : 1;
 
     /// <summary>
+    /// The caller's shared buffer for a call's Xᵀ: <paramref name="copies"/> (see <see cref="Copies"/>) of
+    /// <paramref name="copyFloats"/> each (a multiple of 16, so every copy starts on a line), then a done flag per copy and
+    /// part (chunk or panel) of it; refused, not wrapped, past one array.
+    /// </summary>
+    public static float[] TransposeBuffer(ThreadTeam team, long copyFloats, int parts, out int copies)
+    {
+        copies = Copies(team, copyFloats);
+        long floats = copies * copyFloats + (long)copies * parts + AlignFloats;
+        if (floats > Array.MaxLength) throw new ArgumentException($"{copies} transposed inputs of {copyFloats} floats do not fit one array; run fewer images at a time");
+        return team.Shared((int)floats);
+    }
+
+    /// <summary>The done flags after the copies at <paramref name="xt"/>, cleared; null when the team shares one Xᵀ (transposed up front).</summary>
+    public static int* DoneFlags(float* xt, long copyFloats, int copies, int parts)
+    {
+        if (copies == 1) return null;
+        int* done = (int*)(xt + copies * copyFloats);
+        new Span<int>(done, copies * parts).Clear();
+        return done;
+    }
+
+    /// <summary>
     /// Fills xt with Xᵀ in panels of 16 tokens, [mPad/16][kPad][16]: a register tile walking down K reads
     /// one contiguous stream per token vector (sequential lines the prefetchers follow), instead of one
     /// line per row of a row-major Xᵀ. Tokens past m and features past k are zero, so padded weights and padded

@@ -94,12 +94,9 @@ internal sealed class FeatureMajorBsr
         if (m <= 0) return;
         FeatureMajor.CheckArguments(N, K, x, m, ldx, y, ldy);
         int mPad = FeatureMajor.PaddedTokens(m), kPad = BlockCols * BlockWidth, panelCount = mPad / FeatureMajor.Panel;
-        // One Xᵀ for the team, or one per worker (FeatureMajor.PerWorkerThreads), then a done flag per (copy, panel).
+        // One Xᵀ for the team, or one per worker (FeatureMajor.PerWorkerThreads), with a done flag per (copy, panel).
         long copyFloats = FeatureMajor.TransposedLength(kPad, mPad);
-        int copies = FeatureMajor.Copies(team, copyFloats);
-        long sharedFloats = copies * copyFloats + (long)copies * panelCount + FeatureMajor.AlignFloats;
-        if (sharedFloats > Array.MaxLength) throw new ArgumentException($"{copies} transposed inputs of {kPad}×{mPad} floats do not fit one array; run fewer images at a time");
-        var xt = team.Shared((int)sharedFloats);
+        var xt = FeatureMajor.TransposeBuffer(team, copyFloats, panelCount, out int copies);
         int lanes = Isa.LanesOf(Width), chunkTokens = ChunkVectors * lanes;
         int vectors = (m + lanes - 1) / lanes, chunks = (vectors + ChunkVectors - 1) / ChunkVectors;
         unsafe
@@ -114,11 +111,10 @@ internal sealed class FeatureMajorBsr
             {
                 // Panels start on a 64-byte line (a 16-token panel row is one line), so no vector load splits a line.
                 float* panels = FeatureMajor.AlignUp(pxt);
-                int* done = (int*)(panels + copies * copyFloats);
-                if (copies > 1) new Span<int>(done, copies * panelCount).Clear();
-                else FeatureMajor.TransposeToPanels(px, m, ldx, K, panels, kPad, mPad, team);
+                int* done = FeatureMajor.DoneFlags(panels, copyFloats, copies, panelCount);
+                if (done == null) FeatureMajor.TransposeToPanels(px, m, ldx, K, panels, kPad, mPad, team);   // else each worker transposes what its items need
                 var transpose = new FeatureMajor.PanelBody(px, m, ldx, K, panels, kPad);
-                team.For(BlockRows * _groups * chunks, new Body(this, panels, copies > 1 ? done : null, copyFloats, panelCount, transpose, kPad, m, py, ldy, epilogue,
+                team.For(BlockRows * _groups * chunks, new Body(this, panels, done, copyFloats, panelCount, transpose, kPad, m, py, ldy, epilogue,
                     chunks, vectors, chunkTokens, values, bias, rowPtr, colStart, team));
             }
         }

@@ -15,10 +15,10 @@ namespace VitSparse.Training;
 /// One work item is one (image, window, head): it owns that head's columns of its window's token rows (each token lies in
 /// exactly one window) and of its window's padding row; the bias table's column h and the padding rows' sum are reduced
 /// afterwards in a fixed order, so results do not depend on the thread count. P is kept from the forward pass and
-/// overwritten by dS in the backward pass. Each item gathers its head's q, k, v (and dO) rows into contiguous tiles
-/// padded to whole vectors, then runs the products as small register-blocked matrix products (<see cref="Product"/>) and
-/// the softmax with vector exponentials: calls of a d-long dot and three axpys per (i, j) pair (d = 16 or 32) had cost
-/// 46 % of a swin_fmnist training step.
+/// overwritten by dS in the backward pass. Each item gathers its head's q, k, v (and dO) rows into contiguous tiles,
+/// then runs the products on <see cref="TiledProduct.RunSerial"/> as <see cref="AttentionGrad"/> does (Pᵀ and dSᵀ read
+/// in place) and the softmax with vector exponentials: calls of a d-long dot and three axpys per (i, j) pair (d = 16 or
+/// 32) had cost 46 % of a swin_fmnist training step.
 /// </summary>
 public sealed unsafe class WindowAttentionGrad
 {
@@ -31,8 +31,6 @@ public sealed unsafe class WindowAttentionGrad
     readonly float[] _masks;
     // The bias table expanded per head, [heads][N][N]: refilled by every Forward (the table trains), read by its rows.
     readonly float[] _bias;
-    // Tile widths: head columns and window tokens rounded up to whole vectors (the pad columns stay zero).
-    readonly int _dPad, _nPad;
     readonly float[][] _tiles;   // per worker, TileFloats
 
     public WindowAttentionGrad(WindowGeometry geometry, int heads, int headDim, float scale, int threads)
@@ -52,9 +50,6 @@ public sealed unsafe class WindowAttentionGrad
         _masks = GC.AllocateArray<float>(geometry.Shift > 0 ? 4 * n * geometry.Stride : 0, pinned: true);
         _bias = GC.AllocateArray<float>(heads * n * n, pinned: true);
         if (geometry.Shift > 0) WindowAttention.ShiftMasks(geometry, _masks);
-        int vc = Vector<float>.Count;
-        _dPad = (headDim + vc - 1) / vc * vc;
-        _nPad = (n + vc - 1) / vc * vc;
         _tiles = Enumerable.Range(0, threads).Select(_ => GC.AllocateArray<float>(TileFloats, pinned: true)).ToArray();
     }
 
@@ -106,32 +101,32 @@ public sealed unsafe class WindowAttentionGrad
 
     float* Row(float* qkv, float* pad, int token) => token >= 0 ? qkv + (long)token * 3 * _c : pad;
 
-    /// <summary>A worker's tiles: seven [n][dPad] (Q, K, V, dO, and the products' outputs) and four [n or d][nPad].</summary>
-    int TileFloats => 7 * _n * _dPad + 4 * Math.Max(_n, _headDim) * _nPad;
+    /// <summary>A worker's tiles: six [n][d] (Q, K, V, dO, and dQ/dK of the backward pass), two [d][n] (Kᵀ, Vᵀ) and S [n][n].</summary>
+    int TileFloats => 8 * _n * _headDim + _n * _n;
 
     /// <summary>Tiles of one worker, carved from its pinned block.</summary>
     readonly struct Tiles
     {
-        public readonly float* Q, K, V, DO, A, B, C;      // [n][dPad]
-        public readonly float* KT, VT, S, T;             // [d or n][nPad]
+        public readonly float* Q, K, V, DO, A, B;   // [n][d]
+        public readonly float* KT, VT;              // [d][n]
+        public readonly float* S;                   // [n][n]
         public Tiles(WindowAttentionGrad a, int worker)
         {
             float* t = ParameterSet.Pin(a._tiles[worker]);
-            int nd = a._n * a._dPad, wide = Math.Max(a._n, a._headDim) * a._nPad;
-            Q = t; K = Q + nd; V = K + nd; DO = V + nd; A = DO + nd; B = A + nd; C = B + nd;
-            KT = C + nd; VT = KT + wide; S = VT + wide; T = S + wide;
+            int nd = a._n * a._headDim;
+            Q = t; K = Q + nd; V = K + nd; DO = V + nd; A = DO + nd; B = A + nd; KT = B + nd; VT = KT + nd; S = VT + nd;
         }
     }
 
-    /// <summary>This head's d columns of part (0 q, 1 k, 2 v) of every window token into rows [n][dPad] and/or columns [d][nPad].</summary>
+    /// <summary>This head's d columns of part (0 q, 1 k, 2 v) of every window token into rows [n][d] and/or columns [d][n].</summary>
     void Gather(float* qkv, float* pad, int* source, int h, int part, float* rows, float* cols)
     {
         int d = _headDim;
         for (int t = 0; t < _n; t++)
         {
             float* src = Row(qkv, pad, source[t]) + part * _c + h * d;
-            if (rows != null) Copy(src, rows + t * _dPad, d);
-            if (cols != null) for (int col = 0; col < d; col++) cols[col * _nPad + t] = src[col];
+            if (rows != null) Copy(src, rows + t * d, d);
+            if (cols != null) for (int col = 0; col < d; col++) cols[col * _n + t] = src[col];
         }
     }
 
@@ -149,49 +144,6 @@ public sealed unsafe class WindowAttentionGrad
         int vc = Vector<float>.Count, i = 0;
         for (var va = new Vector<float>(alpha); i <= d - vc; i += vc) Vector.Store(Vector.Load(src + i) * va, dst + i);
         for (; i < d; i++) dst[i] = alpha * src[i];
-    }
-
-    /// <summary>
-    /// c[i, 0..cols) = Σ_{kk &lt; k} a[i, kk]·b[kk, 0..cols) for i &lt; m, in whole vectors (cols is rounded up: b's
-    /// pad columns are zero, so c's are too); each row keeps up to four vectors of c in registers over all of k.
-    /// </summary>
-    static void Product(float* a, int lda, float* b, int ldb, float* c, int ldc, int m, int k, int cols)
-    {
-        int vc = Vector<float>.Count;
-        for (int j0 = 0; j0 < cols; j0 += 4 * vc)
-        {
-            switch (Math.Min(4, (cols - j0 + vc - 1) / vc))
-            {
-                case 4: Product<Four>(a, lda, b + j0, ldb, c + j0, ldc, m, k); break;
-                case 3: Product<Three>(a, lda, b + j0, ldb, c + j0, ldc, m, k); break;
-                case 2: Product<Two>(a, lda, b + j0, ldb, c + j0, ldc, m, k); break;
-                default: Product<One>(a, lda, b + j0, ldb, c + j0, ldc, m, k); break;
-            }
-        }
-    }
-
-    static void Product<TV>(float* a, int lda, float* b, int ldb, float* c, int ldc, int m, int k) where TV : struct, IVectors
-    {
-        int vc = Vector<float>.Count;
-        for (int i = 0; i < m; i++)
-        {
-            float* ai = a + (long)i * lda;
-            Vector<float> c0 = default, c1 = default, c2 = default, c3 = default;
-            for (int kk = 0; kk < k; kk++)
-            {
-                var s = new Vector<float>(ai[kk]);
-                float* bk = b + (long)kk * ldb;
-                c0 += s * Vector.Load(bk);
-                if (TV.Count > 1) c1 += s * Vector.Load(bk + vc);
-                if (TV.Count > 2) c2 += s * Vector.Load(bk + 2 * vc);
-                if (TV.Count > 3) c3 += s * Vector.Load(bk + 3 * vc);
-            }
-            float* ci = c + (long)i * ldc;
-            Vector.Store(c0, ci);
-            if (TV.Count > 1) Vector.Store(c1, ci + vc);
-            if (TV.Count > 2) Vector.Store(c2, ci + 2 * vc);
-            if (TV.Count > 3) Vector.Store(c3, ci + 3 * vc);
-        }
     }
 
     /// <summary>A row of scores → its softmax, in place: the exponentials a vector at a time (<see cref="FastExp"/>), the sum in order.</summary>
@@ -223,20 +175,13 @@ public sealed unsafe class WindowAttentionGrad
         }
     }
 
-    interface IVectors { static abstract int Count { get; } }
-    struct One : IVectors { public static int Count => 1; }
-    struct Two : IVectors { public static int Count => 2; }
-    struct Three : IVectors { public static int Count => 3; }
-    struct Four : IVectors { public static int Count => 4; }
-
     readonly struct ForwardBody(WindowAttentionGrad a, float* qkv, float* pad, float* p, float* o) : IRangeBody
     {
         public void Run(int start, int end, int worker)
         {
-            int n = a._n, d = a._headDim, c = a._c, ld = a._g.Stride, nPad = a._nPad, dPad = a._dPad;
+            int n = a._n, d = a._headDim, c = a._c, ld = a._g.Stride, vc = Vector<float>.Count;
             int* source = stackalloc int[n];
             var t = new Tiles(a, worker);
-            int vc = Vector<float>.Count;
             var scale = new Vector<float>(a._scale);
             fixed (float* masks = a._masks) fixed (float* biases = a._bias)
                 for (int item = start; item < end; item++)
@@ -247,27 +192,26 @@ public sealed unsafe class WindowAttentionGrad
                     a.Gather(qkv, pad, source, h, 0, t.Q, null);
                     a.Gather(qkv, pad, source, h, 1, null, t.KT);
                     a.Gather(qkv, pad, source, h, 2, t.V, null);
-                    Product(t.Q, dPad, t.KT, nPad, t.S, nPad, n, d, n);   // S = Q·Kᵀ, unscaled
+                    TiledProduct.RunSerial(t.Q, d, 1, t.KT, n, map, n, n, n, d, null);   // S = Q·Kᵀ, unscaled, into P's place
                     for (int i = 0; i < n; i++)
                     {
-                        float* pi = map + (long)i * n, si = t.S + (long)i * nPad;
-                        if (source[i] < 0) { new Span<float>(pi, n).Clear(); new Span<float>(si, n).Clear(); continue; }   // a padded query's output is cropped
-                        // s = scale·(q·k) + B (+ M).
+                        float* pi = map + (long)i * n;
+                        if (source[i] < 0) { new Span<float>(pi, n).Clear(); continue; }   // a padded query's output is cropped
+                        // s = scale·(q·k) + B (+ M), then its softmax.
                         float* bi = biases + ((long)h * n + i) * n, mi = mask != null ? mask + i * ld : null;
                         int j = 0;
                         for (; j <= n - vc; j += vc)
                         {
-                            var v = Vector.Load(si + j) * scale + Vector.Load(bi + j);
+                            var v = Vector.Load(pi + j) * scale + Vector.Load(bi + j);
                             if (mi != null) v += Vector.Load(mi + j);
-                            Vector.Store(v, si + j);
+                            Vector.Store(v, pi + j);
                         }
-                        for (; j < n; j++) si[j] = a._scale * si[j] + bi[j] + (mi != null ? mi[j] : 0f);
-                        Simd.Dispatch(new SoftmaxOp(), new Span<float>(si, n));
-                        Copy(si, pi, n);
+                        for (; j < n; j++) pi[j] = a._scale * pi[j] + bi[j] + (mi != null ? mi[j] : 0f);
+                        Simd.Dispatch(new SoftmaxOp(), new Span<float>(pi, n));
                     }
-                    Product(t.S, nPad, t.V, dPad, t.A, dPad, n, n, d);    // O = P·V
+                    TiledProduct.RunSerial(map, n, 1, t.V, d, t.A, d, n, d, n, null);    // O = P·V
                     for (int i = 0; i < n; i++)
-                        if (source[i] >= 0) Copy(t.A + i * dPad, o + (long)source[i] * c + h * d, d);
+                        if (source[i] >= 0) Copy(t.A + i * d, o + (long)source[i] * c + h * d, d);
                 }
         }
     }
@@ -276,7 +220,7 @@ public sealed unsafe class WindowAttentionGrad
     {
         public void Run(int start, int end, int worker)
         {
-            int n = a._n, d = a._headDim, c = a._c, row = 3 * c, nPad = a._nPad, dp = a._dPad, vc = Vector<float>.Count;
+            int n = a._n, d = a._headDim, c = a._c, row = 3 * c, vc = Vector<float>.Count;
             int* source = stackalloc int[n];
             var t = new Tiles(a, worker);
             for (int item = start; item < end; item++)
@@ -288,31 +232,29 @@ public sealed unsafe class WindowAttentionGrad
                 a.Gather(qkv, pad, source, h, 2, null, t.VT);
                 // dO rows; a padded query has none (its output is cropped), so its row of dP and dS is zero.
                 for (int i = 0; i < n; i++)
-                    if (source[i] >= 0) Copy(dO + (long)source[i] * c + h * d, t.DO + i * dp, d);
-                    else new Span<float>(t.DO + i * dp, d).Clear();
-                Product(t.DO, dp, t.VT, nPad, t.S, nPad, n, d, n);    // dP = dO·Vᵀ
+                    if (source[i] >= 0) Copy(dO + (long)source[i] * c + h * d, t.DO + i * d, d);
+                    else new Span<float>(t.DO + i * d, d).Clear();
                 float* map = p + (long)item * n * n;
+                TiledProduct.RunSerial(map, 1, n, t.DO, d, t.V, d, n, d, n, null);    // dV = Pᵀ·dO (Pᵀ read in place; V's tile is free)
+                TiledProduct.RunSerial(t.DO, d, 1, t.VT, n, t.S, n, n, n, d, null);   // dP = dO·Vᵀ
                 for (int i = 0; i < n; i++)
                 {
-                    // dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij'); Pᵀ and dSᵀ kept for dV and dK.
-                    float* pi = map + (long)i * n, dpi = t.S + (long)i * nPad;
-                    for (int j = 0; j < n; j++) t.T[j * nPad + i] = pi[j];
+                    // dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij'), in P's place (P is no longer needed; dS feeds the bias table).
+                    float* pi = map + (long)i * n, dpi = t.S + (long)i * n;
                     float dot = DenseLinear.Dot(pi, dpi, n);
-                    int j0 = 0;
-                    for (var vdot = new Vector<float>(dot); j0 <= n - vc; j0 += vc)
-                        Vector.Store(Vector.Load(pi + j0) * (Vector.Load(dpi + j0) - vdot), pi + j0);   // P_ij is no longer needed: keep dS_ij for the bias table
-                    for (; j0 < n; j0++) pi[j0] = pi[j0] * (dpi[j0] - dot);
-                    for (int j = 0; j < n; j++) t.KT[j * nPad + i] = pi[j];
+                    int j = 0;
+                    for (var vdot = new Vector<float>(dot); j <= n - vc; j += vc)
+                        Vector.Store(Vector.Load(pi + j) * (Vector.Load(dpi + j) - vdot), pi + j);
+                    for (; j < n; j++) pi[j] = pi[j] * (dpi[j] - dot);
                 }
-                Product(map, n, t.K, dp, t.A, dp, n, n, d);          // dQ = dS·K   (× scale below)
-                Product(t.KT, nPad, t.Q, dp, t.B, dp, n, n, d);      // dK = dSᵀ·Q  (× scale below)
-                Product(t.T, nPad, t.DO, dp, t.C, dp, n, n, d);      // dV = Pᵀ·dO
+                TiledProduct.RunSerial(map, n, 1, t.K, d, t.A, d, n, d, n, null);    // dQ = dS·K   (× scale below)
+                TiledProduct.RunSerial(map, 1, n, t.Q, d, t.B, d, n, d, n, null);    // dK = dSᵀ·Q  (× scale below; dSᵀ read in place)
                 // Each real token's own rows; padded tokens' k and v gradients summed, in token order, into the window's padding row.
                 float* padRow = dPad + (long)(item / a._heads) * row;
                 for (int part = 0; part < 3; part++) new Span<float>(padRow + part * c + h * d, d).Clear();
                 for (int j = 0; j < n; j++)
                 {
-                    float* dq = t.A + j * dp, dk = t.B + j * dp, dv = t.C + j * dp;
+                    float* dq = t.A + j * d, dk = t.B + j * d, dv = t.V + j * d;
                     if (source[j] >= 0)
                     {
                         float* r = dQkv + (long)source[j] * row + h * d;
