@@ -60,11 +60,22 @@ public class KernelTests
         for (int i = 0; i < acc.Length; i++) Close(expected[i], acc[i], tol, $"accumulate [{i / n},{i % n}]");
     }
 
-    /// <summary>Several K blocks and row groups, items chunked K-block-outer: the same bits for any team size.</summary>
-    [Theory, MemberData(nameof(WidthData))]
-    public void Linear_is_bit_identical_for_any_thread_count(SimdWidth width)
+    public static TheoryData<SimdWidth, int, int, int> ThreadShapes()
     {
-        const int m = 300, n = 700, k = 3072;
+        var data = new TheoryData<SimdWidth, int, int, int>();
+        foreach (var w in Widths)
+        {
+            data.Add(w, 300, 700, 3072);   // several K windows and row groups, items chunked window-outer
+            data.Add(w, 197, 153, 307);    // few panels: rows split into more groups so every thread has items
+            data.Add(w, 7, 40, 50);        // fewer row tiles than the groups wanted
+        }
+        return data;
+    }
+
+    /// <summary>Whatever the split into items (K windows, row groups, few panels), the same bits for any team size.</summary>
+    [Theory, MemberData(nameof(ThreadShapes))]
+    public void Linear_is_bit_identical_for_any_thread_count(SimdWidth width, int m, int n, int k)
+    {
         var x = Fixtures.Random(m * k, 5);
         var packed = PackedLinear.Pack(Fixtures.Random(n * k, 6, 0.02f), n, k, Fixtures.Random(n, 7), width);
         var one = new float[m * n];
@@ -234,6 +245,34 @@ public class KernelTests
         }
     }
 
+    /// <summary>The softmax's 2^t: accurate on the range it is used on, 2^−125 below it, and a NaN stays NaN.</summary>
+    [Theory, MemberData(nameof(WidthData))]
+    public void Exp2_is_within_3e7_relative_down_to_minus_125_and_keeps_NaN(SimdWidth width)
+    {
+        var ts = new List<float>();
+        for (float t = -125f; t <= 0f; t += 0.00917f) ts.Add(t);
+        ts.AddRange([0f, -0f, -1e-9f, 1e-7f, -0.5f, 0.5f, -1.5f, -124.5f, -125f, -126f, -200f, -1e30f, float.NegativeInfinity, float.NaN]);
+        var y = ts.ToArray();
+        Simd.Dispatch(new Exp2Op(), y, width);
+        for (int i = 0; i < y.Length; i++)
+        {
+            if (float.IsNaN(ts[i])) { Assert.True(float.IsNaN(y[i]), $"2^NaN = {y[i]}"); continue; }
+            double r = Math.Pow(2, Math.Max(ts[i], -125.0));
+            Assert.True(Math.Abs(y[i] - r) <= 3e-7 * r, $"2^{ts[i]} = {y[i]}, expected {r}");
+        }
+    }
+
+    struct Exp2Op : ISpanOp
+    {
+        public void Run<TOps, TV>(Span<float> x) where TOps : struct, IVec<TV> where TV : struct
+        {
+            var buf = new float[(x.Length + TOps.Count - 1) / TOps.Count * TOps.Count];
+            x.CopyTo(buf);
+            for (int i = 0; i < buf.Length; i += TOps.Count) TOps.Store(ref buf[i], FastExp.Exp2<TOps, TV>(TOps.Load(ref buf[i])));
+            buf.AsSpan(0, x.Length).CopyTo(x);
+        }
+    }
+
     [Theory, MemberData(nameof(WidthData))]
     public void LayerNorm_matches_double_reference(SimdWidth width)
     {
@@ -312,6 +351,27 @@ public class KernelTests
                 vo += v[h];
             }
             for (int i = 0; i < tokens; i++) Assert.Equal(-7f, output[(img * tokens + i) * ldo + layout.VTotal]);
+        }
+    }
+
+    /// <summary>A NaN key poisons its head's every output (the max pass may skip it; the exponent pass does not).</summary>
+    [Theory, MemberData(nameof(WidthData))]
+    public void Softmax_keeps_a_NaN_score_visible(SimdWidth width)
+    {
+        var layout = new HeadLayout([4, 4], [3, 3]);
+        const int tokens = 37;
+        var qkv = Fixtures.Random(tokens * layout.RowWidth, 3);
+        foreach (int key in new[] { 0, 17, 36 })
+        {
+            var x = (float[])qkv.Clone();
+            x[key * layout.RowWidth + layout.QkTotal + 1] = float.NaN;   // head 0's key at token `key`
+            var output = new float[tokens * layout.VTotal];
+            new RaggedAttention(tokens, 4, 3, 1, width).Forward(layout, x, 1, layout.RowWidth, 0.5f, output, layout.VTotal, ThreadTeam.Single);
+            for (int i = 0; i < tokens; i++)
+            {
+                for (int d = 0; d < 3; d++) Assert.True(float.IsNaN(output[i * layout.VTotal + d]), $"key {key}: token {i} dim {d} of head 0 is {output[i * layout.VTotal + d]}");
+                for (int d = 3; d < 6; d++) Assert.True(float.IsFinite(output[i * layout.VTotal + d]), $"key {key}: head 1 is not finite");
+            }
         }
     }
 

@@ -3,18 +3,44 @@ using System.Runtime.CompilerServices;
 namespace VitSparse.Kernels;
 
 /// <summary>
-/// exp for the kernels' two uses, written once for every vector width: Cody–Waite reduction by ln 2 and
-/// Cephes' degree-6 polynomial (relative error ≈ 1e-7 over the reduced range). The split form takes the
-/// argument as an exact large part plus a small correction, so a large exponent loses nothing to rounding.
-/// Arguments below −86.5 give 0 (the true value is below 3e-38).
+/// exp for the kernels, written once for every vector width. <see cref="Exp{TOps, TV}(TV)"/> (GELU and training):
+/// Cody–Waite reduction by ln 2 and Cephes' degree-6 polynomial (relative error ≈ 1e-7 over the reduced range);
+/// the split form takes the argument as an exact large part plus a small correction, so a large exponent loses
+/// nothing to rounding; arguments below −86.5 give 0 (the true value is below 3e-38).
+/// <see cref="Exp2{TOps, TV}(TV)"/> is the softmax's cheaper 2^t.
 /// </summary>
 public static class FastExp
 {
-    const float Log2E = 1.44269504088896341f;
     const float C1 = 0.693359375f;          // ln 2 high part: 9 significant bits, so n·C1 is exact
     const float C2 = -2.12194440e-4f;       // ln 2 − C1
     const float RoundMagic = 12582912f;     // 1.5·2^23: adding and subtracting rounds to an integer
     const float Lowest = -86.5f;      // keeps 2^n normal
+    const float Lowest2 = -125f;      // 2^f·2^n normal for f ≥ −½
+    public const float Log2E = 1.44269504088896341f;
+
+    /// <summary>
+    /// 2^t for softmax, where t = (score − max)·log2 e ≤ 0 comes out of the caller's one FMA (scale and log2 e
+    /// folded into one factor). Cephes' exp2f polynomial on [−½, ½] (relative error ≈ 1e-7 in float), then the
+    /// exponent added to the bits: 13 operations against <see cref="Exp{TOps, TV}(TV)"/>'s 21. Below −125 it gives
+    /// 2^−125 instead of the true value: beside the row's largest term, 1, either weighs under 1e-37.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Exp2<TOps, TV>(TV t) where TOps : struct, IVec<TV> where TV : struct
+    {
+        // IEEE max against a constant: the JIT emits one maxps with the constant first, so a NaN t stays NaN.
+        t = TOps.Max(t, TOps.Broadcast(Lowest2));
+        TV magic = TOps.Broadcast(RoundMagic);
+        TV n = TOps.Sub(TOps.Add(t, magic), magic);
+        TV f = TOps.Sub(t, n);
+        TV p = TOps.Broadcast(1.535336188319500e-4f);
+        p = TOps.Fma(p, f, TOps.Broadcast(1.339887440266574e-3f));
+        p = TOps.Fma(p, f, TOps.Broadcast(9.618437357674640e-3f));
+        p = TOps.Fma(p, f, TOps.Broadcast(5.550332471162809e-2f));
+        p = TOps.Fma(p, f, TOps.Broadcast(2.402264791363012e-1f));
+        p = TOps.Fma(p, f, TOps.Broadcast(6.931472028550421e-1f));
+        p = TOps.Fma(p, f, TOps.Broadcast(1f));
+        return TOps.ScaleB(p, n);
+    }
 
     /// <summary>exp(v) for v ≤ 88.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -163,34 +163,25 @@ public sealed class RaggedAttention
             TV negInf = TOps.Broadcast(float.NegativeInfinity);
             TV tailMask = TOps.LessThan(TOps.Indices, TOps.Broadcast(n % vc == 0 ? vc : n % vc));
             int lastVec = (n - 1) / vc * vc;
+            float* max = stackalloc float[MicroKernel.Mr];
             float* inv = stackalloc float[MicroKernel.Mr];
             int q0 = chunk * chunkRows, q1 = Math.Min(n, q0 + chunkRows);
             for (int i0 = q0; i0 < q1; i0 += MicroKernel.Mr)
             {
                 int mr = Math.Min(MicroKernel.Mr, q1 - i0);
                 ref float q = ref *(rows + (long)i0 * ldq + qOff);
-                // Raw scores straight into the score rows; the scale is folded into the exponent below.
+                // Raw scores straight into the score rows; the scale is folded into the exponent.
                 for (int p = 0; p < keyPanels; p++)
                     MicroKernel.Run<TOps, TV>(mr, ref q, ldq, ref *(kp + p * nr * dqk), dqk, ref s[p * nr], ldc: nPad);
                 for (int r = 0; r < mr; r++)
                 {
                     float* row = s + r * nPad;
                     TV vmax = TOps.Select(tailMask, TOps.Load(ref row[lastVec]), negInf);
-                    for (int j = 0; j < lastVec; j += vc) vmax = TOps.Max(vmax, TOps.Load(ref row[j]));
-                    // exp(scale·(s − max)) = exp(scale·s − scale·max), scale > 0.
-                    TV vs = TOps.Broadcast(scale);
-                    TV shift = TOps.Broadcast(-scale * TOps.MaxAcross(vmax));
-                    TV sum = TOps.Zero;
-                    for (int j = 0; j < lastVec; j += vc)
-                    {
-                        TV e = FastExp.Exp<TOps, TV>(TOps.Fma(TOps.Load(ref row[j]), vs, shift));
-                        TOps.Store(ref row[j], e);
-                        sum = TOps.Add(sum, e);
-                    }
-                    TV last = TOps.Select(tailMask, FastExp.Exp<TOps, TV>(TOps.Fma(TOps.Load(ref row[lastVec]), vs, shift)), TOps.Zero);
-                    TOps.Store(ref row[lastVec], last);
-                    inv[r] = 1f / TOps.Sum(TOps.Add(sum, last));
+                    for (int j = 0; j < lastVec; j += vc) vmax = TOps.MaxNative(vmax, TOps.Load(ref row[j]));
+                    max[r] = TOps.MaxAcross(vmax);
                 }
+                // exp(scale·(s − max)) = 2^(c·s − c·max) with c = scale·log2 e > 0.
+                SoftmaxRows.Exp<TOps, TV>(s, mr, nPad, n, scale * FastExp.Log2E, max, inv);
                 for (int col0 = 0, off = 0; col0 < dv; off += n * ValuePanelWidth(dv - col0, nr), col0 += ValuePanelWidth(dv - col0, nr))
                 {
                     int w = ValuePanelWidth(dv - col0, nr), cols = Math.Min(w, dv - col0);

@@ -22,6 +22,12 @@ public interface IVec<TV> where TV : struct
     static abstract TV Sub(TV a, TV b);
     static abstract TV Mul(TV a, TV b);
     static abstract TV Max(TV a, TV b);
+    /// <summary>
+    /// The larger of a and b by the CPU's own instruction (one maxps on x64, where a NaN in either gives b; fmax on
+    /// ARM). Max's IEEE rule costs three instructions at 512 bits; running maxima whose NaNs resurface in the
+    /// next pass over the same data (softmax) use this one.
+    /// </summary>
+    static abstract TV MaxNative(TV a, TV b);
     static abstract TV Min(TV a, TV b);
     static abstract TV Abs(TV a);
     static abstract TV Reciprocal(TV a);
@@ -30,6 +36,7 @@ public interface IVec<TV> where TV : struct
     /// <summary>v·2^n for integral n with the result a normal float (the exponent is added to v's bits).</summary>
     static abstract TV ScaleB(TV v, TV n);
     static abstract float Sum(TV v);
+    /// <summary>The largest lane, by <see cref="MaxNative"/>'s rule (a NaN lane may or may not show).</summary>
     static abstract float MaxAcross(TV v);
 }
 
@@ -47,15 +54,16 @@ public struct V512 : IVec<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MaxNative(Vector512<float> a, Vector512<float> b) => Vector512.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> a) => Vector512.Abs(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Reciprocal(Vector512<float> a) => Vector512<float>.One / a;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Select(Vector512<float> m, Vector512<float> t, Vector512<float> f) => Vector512.ConditionalSelect(m, t, f);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LessThan(Vector512<float> a, Vector512<float> b) => Vector512.LessThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleB(Vector512<float> v, Vector512<float> n) =>
-        (Vector512.AsInt32(v) + Vector512.ShiftLeft(Vector512.ConvertToInt32(n), 23)).AsSingle();
+        (Vector512.AsInt32(v) + Vector512.ShiftLeft(Vector512.ConvertToInt32Native(n), 23)).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> v) => V256.Sum(v.GetLower() + v.GetUpper());
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector512<float> v) => V256.MaxAcross(Vector256.Max(v.GetLower(), v.GetUpper()));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector512<float> v) => V256.MaxAcross(Vector256.MaxNative(v.GetLower(), v.GetUpper()));
 }
 
 public struct V256 : IVec<Vector256<float>>
@@ -72,15 +80,16 @@ public struct V256 : IVec<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Mul(Vector256<float> a, Vector256<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MaxNative(Vector256<float> a, Vector256<float> b) => Vector256.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> a) => Vector256.Abs(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Reciprocal(Vector256<float> a) => Vector256<float>.One / a;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Select(Vector256<float> m, Vector256<float> t, Vector256<float> f) => Vector256.ConditionalSelect(m, t, f);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LessThan(Vector256<float> a, Vector256<float> b) => Vector256.LessThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ScaleB(Vector256<float> v, Vector256<float> n) =>
-        (Vector256.AsInt32(v) + Vector256.ShiftLeft(Vector256.ConvertToInt32(n), 23)).AsSingle();
+        (Vector256.AsInt32(v) + Vector256.ShiftLeft(Vector256.ConvertToInt32Native(n), 23)).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> v) => V128.Sum(v.GetLower() + v.GetUpper());
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector256<float> v) => V128.MaxAcross(Vector128.Max(v.GetLower(), v.GetUpper()));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector256<float> v) => V128.MaxAcross(Vector128.MaxNative(v.GetLower(), v.GetUpper()));
 }
 
 public struct V128 : IVec<Vector128<float>>
@@ -97,6 +106,7 @@ public struct V128 : IVec<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Sub(Vector128<float> a, Vector128<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Mul(Vector128<float> a, Vector128<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MaxNative(Vector128<float> a, Vector128<float> b) => Vector128.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Min(Vector128<float> a, Vector128<float> b) => Vector128.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> a) => Vector128.Abs(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Reciprocal(Vector128<float> a) => Vector128<float>.One / a;
@@ -104,9 +114,9 @@ public struct V128 : IVec<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LessThan(Vector128<float> a, Vector128<float> b) => Vector128.LessThan(a, b);
     // Fixed pairwise order so a sum is the same on every width path that reduces through here.
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ScaleB(Vector128<float> v, Vector128<float> n) =>
-        (Vector128.AsInt32(v) + Vector128.ShiftLeft(Vector128.ConvertToInt32(n), 23)).AsSingle();
+        (Vector128.AsInt32(v) + Vector128.ShiftLeft(Vector128.ConvertToInt32Native(n), 23)).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> v) => (v.GetElement(0) + v.GetElement(2)) + (v.GetElement(1) + v.GetElement(3));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector128<float> v) => MathF.Max(MathF.Max(v.GetElement(0), v.GetElement(1)), MathF.Max(v.GetElement(2), v.GetElement(3)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector128<float> v) => float.MaxNative(float.MaxNative(v.GetElement(0), v.GetElement(1)), float.MaxNative(v.GetElement(2), v.GetElement(3)));
 }
 
 /// <summary>

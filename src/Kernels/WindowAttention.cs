@@ -198,6 +198,7 @@ public sealed class WindowAttention
             TV negInf = TOps.Broadcast(float.NegativeInfinity), vs = TOps.Broadcast(scale);
             TV tailMask = TOps.LessThan(TOps.Indices, TOps.Broadcast(n % vc == 0 ? vc : n % vc));
             int lastVec = (n - 1) / vc * vc;
+            float* max = stackalloc float[MicroKernel.Mr];
             float* inv = stackalloc float[MicroKernel.Mr];
             for (int i0 = 0; i0 < n; i0 += MicroKernel.Mr)
             {
@@ -215,20 +216,12 @@ public sealed class WindowAttention
                         if (mrow != null) l = TOps.Add(l, TOps.Load(ref mrow[j]));
                         if (j == lastVec) l = TOps.Select(tailMask, l, negInf);
                         TOps.Store(ref sr[j], l);
-                        vmax = TOps.Max(vmax, l);
+                        vmax = TOps.MaxNative(vmax, l);
                     }
-                    TV shift = TOps.Broadcast(-TOps.MaxAcross(vmax));
-                    TV sum = TOps.Zero;
-                    for (int j = 0; j < lastVec; j += vc)
-                    {
-                        TV e = FastExp.Exp<TOps, TV>(TOps.Add(TOps.Load(ref sr[j]), shift));
-                        TOps.Store(ref sr[j], e);
-                        sum = TOps.Add(sum, e);
-                    }
-                    TV last = TOps.Select(tailMask, FastExp.Exp<TOps, TV>(TOps.Add(TOps.Load(ref sr[lastVec]), shift)), TOps.Zero);
-                    TOps.Store(ref sr[lastVec], last);
-                    inv[r] = 1f / TOps.Sum(TOps.Add(sum, last));
+                    max[r] = TOps.MaxAcross(vmax);
                 }
+                // exp(l − max) = 2^(l·log2 e − max·log2 e).
+                SoftmaxRows.Exp<TOps, TV>(s, mr, nPad, n, FastExp.Log2E, max, inv);
                 for (int col0 = 0, off = 0; col0 < d; off += n * ValuePanelWidth(d - col0, nr), col0 += ValuePanelWidth(d - col0, nr))
                 {
                     int w = ValuePanelWidth(d - col0, nr), cols = Math.Min(w, d - col0);
