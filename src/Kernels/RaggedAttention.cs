@@ -140,7 +140,17 @@ public sealed class RaggedAttention
             int qOff = L.QOffsets[h], kOff = L.QkTotal + L.QOffsets[h], vOff = 2 * L.QkTotal + L.VOffsets[h];
 
             new Span<float>(kp + (keyPanels - 1) * nr * dqk, nr * dqk).Clear();
-            for (int j = 0; j < n; j++)
+            // K_hᵀ by 8×8 shuffle transposes (8 tokens stay in one panel: nr is a multiple of 8); edges by element.
+            int fullTokens = Transpose8x8.IsSupported ? n / 8 * 8 : 0, fullDims = dqk / 8 * 8;
+            for (int j0 = 0; j0 < fullTokens; j0 += 8)
+            {
+                float* k = rows + (long)j0 * ldq + kOff;
+                float* dst = kp + (j0 / nr) * nr * dqk + j0 % nr;
+                for (int d0 = 0; d0 < fullDims; d0 += 8) Transpose8x8.Block(k + d0, ldq, dst + d0 * nr, nr);
+                for (int j = 0; j < 8; j++)
+                    for (int d = fullDims; d < dqk; d++) dst[d * nr + j] = k[(long)j * ldq + d];
+            }
+            for (int j = fullTokens; j < n; j++)
             {
                 float* k = rows + (long)j * ldq + kOff;
                 float* dst = kp + (j / nr) * nr * dqk + j % nr;
@@ -155,8 +165,10 @@ public sealed class RaggedAttention
                 {
                     float* v = rows + (long)j * ldq + vOff + col0;
                     float* dst = vp + off + j * w;
-                    for (int c = 0; c < cols; c++) dst[c] = v[c];
-                    for (int c = cols; c < w; c++) dst[c] = 0f;
+                    int c = 0;
+                    for (; c + vc <= cols; c += vc) TOps.Store(ref dst[c], TOps.Load(ref v[c]));
+                    for (; c < cols; c++) dst[c] = v[c];
+                    for (; c < w; c++) dst[c] = 0f;
                 }
             }
 
