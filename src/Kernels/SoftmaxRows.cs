@@ -5,8 +5,8 @@ namespace VitSparse.Kernels;
 /// <summary>
 /// The exponent half of a softmax over a few rows whose maxima are known: each row becomes
 /// e = 2^(c·s − c·max) in place and its 1/Σe is returned. The rows go through this one pass after all
-/// their maxima (not max, exp, sum per row in turn), so no row's reduction chain waits for the
-/// row before it: for 13-wide SNP heads the per-row chains had been half of the softmax's time.
+/// their maxima (not max, exp, sum per row in turn), so a row's exponents need not wait for its own
+/// max reduction; each row sums into two accumulators. Both attentions (ragged and window) use it.
 /// </summary>
 internal static class SoftmaxRows
 {
