@@ -41,6 +41,11 @@ internal static class MicroKernel
     public static unsafe void RunRuns<TOps, TV>(int rows, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
         where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C2>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
 
+    /// <summary><see cref="RunRuns{TOps, TV}"/> for a panel one vector wide (the last panel of a ragged N).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void RunRunsNarrow<TOps, TV>(int rows, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
+        where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C1>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static unsafe void Run<TOps, TV, TC>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int ldc)
         where TOps : struct, IVec<TV> where TV : struct where TC : struct, IRows => Run<TOps, TV, TC>(rows, ref a, lda, ref b, k, null, 1, ref tile, accumulate, ldc);

@@ -6,7 +6,8 @@ namespace VitSparse.Kernels;
 
 /// <summary>
 /// The GEMM engine behind dense and block-sparse linears: Y[M,N] = X[M,K]·W[N,K]ᵀ + b with W packed into
-/// column panels of NR = 2 vectors of outputs. K is cut into equal windows of at
+/// column panels of NR = 2 vectors of outputs; a panel with at most one vector of real outputs (the last of a
+/// ragged N such as 228 = 7·32 + 4) is packed one vector wide and runs the one-vector tile. K is cut into equal windows of at
 /// most <see cref="Kc"/> columns; in each window a panel keeps only some runs of columns (all of them for a
 /// dense weight, the kept blocks for BSR, adjacent kept blocks merged into one run), and its packed rows
 /// hold exactly those columns, [row of K][NR], run after run. So time follows the kept columns, and a BSR
@@ -35,6 +36,7 @@ internal sealed class PanelGemm
     public int WindowColumns { get; }
     readonly int[] _panelRow0;     // [Panels]: the first output row of each panel
     readonly int[] _panelRows;     // [Panels]: output rows each panel really has (0 for a panel wholly past N)
+    readonly int[] _panelWidth;    // [Panels]: floats per packed row, Nr, or Nr / 2 when the panel's rows fit one vector
     readonly float[] _packed;
     readonly float[] _bias;        // [Panels·Nr], zero past N
     readonly int[] _windowRuns;    // [Panels·Windows + 1]: runs of (panel, window) are [_windowRuns[i], _windowRuns[i + 1])
@@ -80,7 +82,7 @@ internal sealed class PanelGemm
                 int i = p * g.Windows + w, row = 0;
                 for (int q = g._windowRuns[i]; q < g._windowRuns[i + 1]; q++)
                     for (int c = g._runs[2 * q]; c < g._runs[2 * q] + g._runs[2 * q + 1]; c++, row++)
-                        for (int j = 0; j < cols; j++) g._packed[g._windowOffset[i] + (long)row * g.Nr + j] = weights.At(row0 + j, c);
+                        for (int j = 0; j < cols; j++) g._packed[g._windowOffset[i] + (long)row * g._panelWidth[p] + j] = weights.At(row0 + j, c);
             }
         }
         return g;
@@ -95,7 +97,12 @@ internal sealed class PanelGemm
         Windows = (k + WindowColumns - 1) / WindowColumns;
         _panelRow0 = panelRow0;
         _panelRows = new int[Panels];
-        for (int p = 0; p < Panels; p++) _panelRows[p] = Math.Max(0, Math.Min(Math.Min(Nr, panelRows[p]), n - panelRow0[p]));
+        _panelWidth = new int[Panels];
+        for (int p = 0; p < Panels; p++)
+        {
+            _panelRows[p] = Math.Max(0, Math.Min(Math.Min(Nr, panelRows[p]), n - panelRow0[p]));
+            _panelWidth[p] = _panelRows[p] <= Nr / 2 ? Nr / 2 : Nr;
+        }
         var runs = new List<int>();
         _windowRuns = new int[Panels * Windows + 1];
         _windowOffset = new int[Panels * Windows];
@@ -120,7 +127,7 @@ internal sealed class PanelGemm
                     if (panelRuns[r].Start + panelRuns[r].Length > w1) break;
                 }
                 _windowRows[i] = rows;
-                offset += (long)rows * Nr;
+                offset += (long)rows * _panelWidth[p];
                 if (offset > Array.MaxLength) throw new ArgumentException($"{what}: a {n}×{k} weight packs to more than {Array.MaxLength} floats");
             }
         }
@@ -144,7 +151,7 @@ internal sealed class PanelGemm
                 int i = p * Windows + w, row = 0;
                 for (int q = _windowRuns[i]; q < _windowRuns[i + 1]; q++)
                     for (int c = _runs[2 * q]; c < _runs[2 * q] + _runs[2 * q + 1]; c++, row++)
-                        for (int j = 0; j < cols; j++) weight[(row0 + j) * K + c] = _packed[_windowOffset[i] + (long)row * Nr + j];
+                        for (int j = 0; j < cols; j++) weight[(row0 + j) * K + c] = _packed[_windowOffset[i] + (long)row * _panelWidth[p] + j];
             }
         }
     }
@@ -237,18 +244,23 @@ internal sealed class PanelGemm
                             float* next = null;
                             if (nextItem < end)
                             {
-                                int ni = PanelOf(nextItem) * windows + nextWin;
-                                nextLines = windowRows[ni] * nr / 16;
+                                int np = PanelOf(nextItem), ni = np * windows + nextWin;
+                                nextLines = windowRows[ni] * w._panelWidth[np] / 16;
                                 next = (float*)Unsafe.AsPointer(ref Unsafe.Add(ref packed, windowOffset[ni]));
                             }
                             int perTile = (nextLines + (t1 - t0) - 1) / (t1 - t0);
                             float* itemAcc = acc + (item - c0) * itemFloats;
+                            bool narrow = w._panelWidth[p] < nr;
                             for (int t = t0; t < t1; t++)
                             {
                                 if (nextLines > 0) Prefetch.Lines(next + (long)(t - t0) * perTile * 16, Math.Min(perTile, nextLines - (t - t0) * perTile));
                                 int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
-                                MicroKernel.RunRuns<TOps, TV>(rows, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
-                                    ref *(itemAcc + (t - t0) * tileFloats), accumulate: win > 0, nr);
+                                if (narrow)
+                                    MicroKernel.RunRunsNarrow<TOps, TV>(rows, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
+                                        ref *(itemAcc + (t - t0) * tileFloats), accumulate: win > 0, nr);
+                                else
+                                    MicroKernel.RunRuns<TOps, TV>(rows, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
+                                        ref *(itemAcc + (t - t0) * tileFloats), accumulate: win > 0, nr);
                             }
                         }
                     }
@@ -271,16 +283,18 @@ internal sealed class PanelGemm
         void Finish<TOps, TV>(float* tile, int rows, ref float bias, float* dst, int cols) where TOps : struct, IVec<TV> where TV : struct
         {
             int vc = TOps.Count, nr = 2 * vc;
+            // A tile of at most one vector of outputs (a one-vector panel's) has nothing in its second vector.
+            bool second = cols > vc;
             TV b0 = TOps.Load(ref bias), b1 = TOps.Load(ref Unsafe.Add(ref bias, vc));
             for (int r = 0; r < rows; r++)
             {
                 ref float t = ref *(tile + r * nr);
                 TV v0 = TOps.Add(TOps.Load(ref t), b0);
-                TV v1 = TOps.Add(TOps.Load(ref Unsafe.Add(ref t, vc)), b1);
+                TV v1 = second ? TOps.Add(TOps.Load(ref Unsafe.Add(ref t, vc)), b1) : TOps.Zero;
                 if (ep == Epilogue.BiasGelu)
                 {
                     v0 = Gelu.Apply<TOps, TV>(v0);
-                    v1 = Gelu.Apply<TOps, TV>(v1);
+                    if (second) v1 = Gelu.Apply<TOps, TV>(v1);
                 }
                 float* d = dst + (long)r * ldy;
                 if (cols == nr)
@@ -293,10 +307,15 @@ internal sealed class PanelGemm
                     TOps.Store(ref *d, v0);
                     TOps.Store(ref *(d + vc), v1);
                 }
+                else if (cols == vc)
+                {
+                    if (ep == Epilogue.BiasAccumulate) v0 = TOps.Add(v0, TOps.Load(ref *d));
+                    TOps.Store(ref *d, v0);
+                }
                 else
                 {
                     TOps.Store(ref t, v0);
-                    TOps.Store(ref Unsafe.Add(ref t, vc), v1);
+                    if (second) TOps.Store(ref Unsafe.Add(ref t, vc), v1);
                     float* s = tile + r * nr;
                     if (ep == Epilogue.BiasAccumulate)
                         for (int j = 0; j < cols; j++) d[j] += s[j];

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace VitSparse.Kernels;
 
@@ -33,8 +34,10 @@ public interface IVec<TV> where TV : struct
     static abstract TV Reciprocal(TV a);
     static abstract TV Select(TV mask, TV ifTrue, TV ifFalse);
     static abstract TV LessThan(TV a, TV b);
-    /// <summary>v·2^n for integral n with the result a normal float (the exponent is added to v's bits).</summary>
+    /// <summary>v·2^n for integral n with the result a normal float (the exponent is added to v's bits; one vscalefps with AVX-512).</summary>
     static abstract TV ScaleB(TV v, TV n);
+    /// <summary>The nearest integer, ties to even (one vrndscaleps, vroundps or frintn).</summary>
+    static abstract TV Round(TV v);
     static abstract float Sum(TV v);
     /// <summary>The largest lane, by <see cref="MaxNative"/>'s rule (a NaN lane may or may not show).</summary>
     static abstract float MaxAcross(TV v);
@@ -60,8 +63,10 @@ public struct V512 : IVec<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Reciprocal(Vector512<float> a) => Vector512<float>.One / a;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Select(Vector512<float> m, Vector512<float> t, Vector512<float> f) => Vector512.ConditionalSelect(m, t, f);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LessThan(Vector512<float> a, Vector512<float> b) => Vector512.LessThan(a, b);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleB(Vector512<float> v, Vector512<float> n) =>
-        (Vector512.AsInt32(v) + Vector512.ShiftLeft(Vector512.ConvertToInt32Native(n), 23)).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleB(Vector512<float> v, Vector512<float> n) => Avx512F.IsSupported
+        ? Avx512F.Scale(v, n)
+        : (Vector512.AsInt32(v) + Vector512.ShiftLeft(Vector512.ConvertToInt32Native(n), 23)).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Round(Vector512<float> v) => Vector512.Round(v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> v) => V256.Sum(v.GetLower() + v.GetUpper());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector512<float> v) => V256.MaxAcross(Vector256.MaxNative(v.GetLower(), v.GetUpper()));
 }
@@ -88,6 +93,7 @@ public struct V256 : IVec<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LessThan(Vector256<float> a, Vector256<float> b) => Vector256.LessThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ScaleB(Vector256<float> v, Vector256<float> n) =>
         (Vector256.AsInt32(v) + Vector256.ShiftLeft(Vector256.ConvertToInt32Native(n), 23)).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Round(Vector256<float> v) => Vector256.Round(v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> v) => V128.Sum(v.GetLower() + v.GetUpper());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector256<float> v) => V128.MaxAcross(Vector128.MaxNative(v.GetLower(), v.GetUpper()));
 }
@@ -115,6 +121,7 @@ public struct V128 : IVec<Vector128<float>>
     // Fixed pairwise order so a sum is the same on every width path that reduces through here.
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ScaleB(Vector128<float> v, Vector128<float> n) =>
         (Vector128.AsInt32(v) + Vector128.ShiftLeft(Vector128.ConvertToInt32Native(n), 23)).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Round(Vector128<float> v) => Vector128.Round(v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> v) => (v.GetElement(0) + v.GetElement(2)) + (v.GetElement(1) + v.GetElement(3));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector128<float> v) => float.MaxNative(float.MaxNative(v.GetElement(0), v.GetElement(1)), float.MaxNative(v.GetElement(2), v.GetElement(3)));
 }
