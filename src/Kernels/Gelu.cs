@@ -41,29 +41,38 @@ public static class Gelu
         p = TOps.Fma(p, t, TOps.Broadcast(1.00002368f));
         p = TOps.Fma(p, t, TOps.Broadcast(-1.26551223f));
         // a² = x²/2 from x itself (x/√2 is already rounded, which would cost 1e-5 relative at x = −12);
-        // the rounding error of x² is folded into the small exponent.
-        TV xx = TOps.Mul(x, x);
-        TV half = TOps.Broadcast(0.5f);
-        negHalfSquare = TOps.Sub(TOps.Zero, TOps.Mul(xx, half));
-        negHalfSquareError = TOps.Sub(TOps.Zero, TOps.Mul(SquareError<TOps, TV>(x, xx), half));
+        // the rounding error of x² is folded into the small exponent. With y = −x/2 (exact), y·x rounds to
+        // −fl(x²)/2 and its error, y·x − fl(y·x) = (fl(x²) − x²)/2, is exactly representable.
+        TV y = TOps.Mul(x, TOps.Broadcast(-0.5f));
+        negHalfSquare = TOps.Mul(y, x);
+        negHalfSquareError = ProductError<TOps, TV>(y, x, negHalfSquare);
         return TOps.Mul(t, FastExp.Exp<TOps, TV>(negHalfSquare, TOps.Add(p, negHalfSquareError)));
     }
 
     /// <summary>
-    /// x² − fl(x²), exactly: fma(x, x, −x²) where the hardware fuses; elsewhere Dekker's product with Veltkamp's
-    /// split of x into two 12-bit halves whose products are exact (an unfused multiply-add would return 0 and
-    /// cost 4e-6 relative error at x = −12).
+    /// y·x − p for p = fl(y·x), exactly: fma(y, x, −p) where the hardware fuses; elsewhere Dekker's product with
+    /// Veltkamp's split of each factor into two 12-bit halves whose products are exact (an unfused multiply-add
+    /// would return 0 and cost 4e-6 relative error at x = −12).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV SquareError<TOps, TV>(TV x, TV xx) where TOps : struct, IVec<TV> where TV : struct
+    static TV ProductError<TOps, TV>(TV y, TV x, TV p) where TOps : struct, IVec<TV> where TV : struct
     {
-        if (HardwareFma.IsSupported) return TOps.Fma(x, x, TOps.Sub(TOps.Zero, xx));
-        TV c = TOps.Mul(x, TOps.Broadcast(4097f));   // 2^12 + 1
-        TV hi = TOps.Sub(c, TOps.Sub(c, x));
-        TV lo = TOps.Sub(x, hi);
-        TV e = TOps.Sub(TOps.Mul(hi, hi), xx);
-        e = TOps.Add(e, TOps.Mul(TOps.Add(hi, hi), lo));
-        return TOps.Add(e, TOps.Mul(lo, lo));
+        if (HardwareFma.IsSupported) return TOps.Fma(y, x, TOps.Mul(p, TOps.Broadcast(-1f)));
+        var (yh, yl) = Split<TOps, TV>(y);
+        var (xh, xl) = Split<TOps, TV>(x);
+        TV e = TOps.Sub(TOps.Mul(yh, xh), p);
+        e = TOps.Add(e, TOps.Mul(yh, xl));
+        e = TOps.Add(e, TOps.Mul(yl, xh));
+        return TOps.Add(e, TOps.Mul(yl, xl));
+    }
+
+    /// <summary>Veltkamp's split: v = hi + lo with hi holding 12 significant bits, so products of halves are exact.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (TV Hi, TV Lo) Split<TOps, TV>(TV v) where TOps : struct, IVec<TV> where TV : struct
+    {
+        TV c = TOps.Mul(v, TOps.Broadcast(4097f));   // 2^12 + 1
+        TV hi = TOps.Sub(c, TOps.Sub(c, v));
+        return (hi, TOps.Sub(v, hi));
     }
 
     /// <summary>GELU in place over a span, on the machine's best vector width.</summary>
