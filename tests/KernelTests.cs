@@ -202,7 +202,6 @@ public class KernelTests
         Assert.True(worst <= 1e-6, $"worst relative error {worst:g3}");
     }
 
-
     public static TheoryData<SimdWidth> WidthData() => new(Widths);
 
     [Theory, MemberData(nameof(WidthData))]

@@ -35,16 +35,16 @@ internal static class MicroKernel
     /// <summary>
     /// A tile over runs of K: runs holds (first column, length) pairs, and B holds the packed rows of every run
     /// one after another, so the columns a run skips cost nothing (block-sparse weights: a run is a stretch of
-    /// kept blocks). The accumulators stay in registers from the first run to the last.
+    /// kept blocks). The accumulators stay in registers from the first run to the last. With
+    /// <paramref name="oneVector"/> the panel is one vector wide (the last panel of a ragged N).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe void RunRuns<TOps, TV>(int rows, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
-        where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C2>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
-
-    /// <summary><see cref="RunRuns{TOps, TV}"/> for a panel one vector wide (the last panel of a ragged N).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe void RunRunsNarrow<TOps, TV>(int rows, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc)
-        where TOps : struct, IVec<TV> where TV : struct => Run<TOps, TV, C1>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
+    public static unsafe void RunRuns<TOps, TV>(int rows, ref float a, int lda, ref float b, int* runs, int runCount, ref float tile, bool accumulate, int ldc, bool oneVector = false)
+        where TOps : struct, IVec<TV> where TV : struct
+    {
+        if (oneVector) Run<TOps, TV, C1>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
+        else Run<TOps, TV, C2>(rows, ref a, lda, ref b, 0, runs, runCount, ref tile, accumulate, ldc);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static unsafe void Run<TOps, TV, TC>(int rows, ref float a, int lda, ref float b, int k, ref float tile, bool accumulate, int ldc)

@@ -36,7 +36,6 @@ internal sealed class PanelGemm
     public int WindowColumns { get; }
     readonly int[] _panelRow0;     // [Panels]: the first output row of each panel
     readonly int[] _panelRows;     // [Panels]: output rows each panel really has (0 for a panel wholly past N)
-    readonly int[] _panelWidth;    // [Panels]: floats per packed row, Nr, or Nr / 2 when the panel's rows fit one vector
     readonly float[] _packed;
     readonly float[] _bias;        // [Panels·Nr], zero past N
     readonly int[] _windowRuns;    // [Panels·Windows + 1]: runs of (panel, window) are [_windowRuns[i], _windowRuns[i + 1])
@@ -82,7 +81,7 @@ internal sealed class PanelGemm
                 int i = p * g.Windows + w, row = 0;
                 for (int q = g._windowRuns[i]; q < g._windowRuns[i + 1]; q++)
                     for (int c = g._runs[2 * q]; c < g._runs[2 * q] + g._runs[2 * q + 1]; c++, row++)
-                        for (int j = 0; j < cols; j++) g._packed[g._windowOffset[i] + (long)row * g._panelWidth[p] + j] = weights.At(row0 + j, c);
+                        for (int j = 0; j < cols; j++) g._packed[g._windowOffset[i] + (long)row * g.PanelWidth(p) + j] = weights.At(row0 + j, c);
             }
         }
         return g;
@@ -97,12 +96,7 @@ internal sealed class PanelGemm
         Windows = (k + WindowColumns - 1) / WindowColumns;
         _panelRow0 = panelRow0;
         _panelRows = new int[Panels];
-        _panelWidth = new int[Panels];
-        for (int p = 0; p < Panels; p++)
-        {
-            _panelRows[p] = Math.Max(0, Math.Min(Math.Min(Nr, panelRows[p]), n - panelRow0[p]));
-            _panelWidth[p] = _panelRows[p] <= Nr / 2 ? Nr / 2 : Nr;
-        }
+        for (int p = 0; p < Panels; p++) _panelRows[p] = Math.Max(0, Math.Min(Math.Min(Nr, panelRows[p]), n - panelRow0[p]));
         var runs = new List<int>();
         _windowRuns = new int[Panels * Windows + 1];
         _windowOffset = new int[Panels * Windows];
@@ -127,7 +121,7 @@ internal sealed class PanelGemm
                     if (panelRuns[r].Start + panelRuns[r].Length > w1) break;
                 }
                 _windowRows[i] = rows;
-                offset += (long)rows * _panelWidth[p];
+                offset += (long)rows * PanelWidth(p);
                 if (offset > Array.MaxLength) throw new ArgumentException($"{what}: a {n}×{k} weight packs to more than {Array.MaxLength} floats");
             }
         }
@@ -136,6 +130,9 @@ internal sealed class PanelGemm
         _packed = new float[offset];
         _bias = new float[Panels * Nr];
     }
+
+    /// <summary>Floats per packed row of panel p: Nr, or Nr / 2 when the panel's outputs fit one vector.</summary>
+    int PanelWidth(int p) => _panelRows[p] <= Nr / 2 ? Nr / 2 : Nr;
 
     /// <summary>The weight as W [N,K] row-major (zeros where no run kept a column) and the bias [N].</summary>
     public void CopyDense(Span<float> weight, Span<float> bias)
@@ -151,7 +148,7 @@ internal sealed class PanelGemm
                 int i = p * Windows + w, row = 0;
                 for (int q = _windowRuns[i]; q < _windowRuns[i + 1]; q++)
                     for (int c = _runs[2 * q]; c < _runs[2 * q] + _runs[2 * q + 1]; c++, row++)
-                        for (int j = 0; j < cols; j++) weight[(row0 + j) * K + c] = _packed[_windowOffset[i] + (long)row * _panelWidth[p] + j];
+                        for (int j = 0; j < cols; j++) weight[(row0 + j) * K + c] = _packed[_windowOffset[i] + (long)row * PanelWidth(p) + j];
             }
         }
     }
@@ -245,22 +242,18 @@ internal sealed class PanelGemm
                             if (nextItem < end)
                             {
                                 int np = PanelOf(nextItem), ni = np * windows + nextWin;
-                                nextLines = windowRows[ni] * w._panelWidth[np] / 16;
+                                nextLines = windowRows[ni] * w.PanelWidth(np) / 16;
                                 next = (float*)Unsafe.AsPointer(ref Unsafe.Add(ref packed, windowOffset[ni]));
                             }
                             int perTile = (nextLines + (t1 - t0) - 1) / (t1 - t0);
                             float* itemAcc = acc + (item - c0) * itemFloats;
-                            bool narrow = w._panelWidth[p] < nr;
+                            bool oneVector = w.PanelWidth(p) < nr;
                             for (int t = t0; t < t1; t++)
                             {
                                 if (nextLines > 0) Prefetch.Lines(next + (long)(t - t0) * perTile * 16, Math.Min(perTile, nextLines - (t - t0) * perTile));
                                 int m0 = t * MicroKernel.Mr, rows = Math.Min(MicroKernel.Mr, m - m0);
-                                if (narrow)
-                                    MicroKernel.RunRunsNarrow<TOps, TV>(rows, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
-                                        ref *(itemAcc + (t - t0) * tileFloats), accumulate: win > 0, nr);
-                                else
-                                    MicroKernel.RunRuns<TOps, TV>(rows, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
-                                        ref *(itemAcc + (t - t0) * tileFloats), accumulate: win > 0, nr);
+                                MicroKernel.RunRuns<TOps, TV>(rows, ref *(x + (long)m0 * ldx), ldx, ref block, runs + 2 * runStart, runCount,
+                                    ref *(itemAcc + (t - t0) * tileFloats), accumulate: win > 0, nr, oneVector);
                             }
                         }
                     }

@@ -195,7 +195,7 @@ public sealed class ThreadTeam : IDisposable
     /// <summary>
     /// Element-wise work on fewer floats than this (a sparse kernel's transpose of a ViT-S activation) runs on the
     /// calling thread: the tens of microseconds it takes cost less than a team synchronisation, which on a
-    /// busy machine can wait for a descheduled worker. (LayerNorm no longer does: see its summary.)
+    /// busy machine can wait for a descheduled worker.
     /// </summary>
     public const int CallerFloats = 128 * 1024;
 
