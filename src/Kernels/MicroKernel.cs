@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 
 namespace VitSparse.Kernels;
 
@@ -94,7 +96,28 @@ internal static class MicroKernel
             ref float a3 = ref Unsafe.Add(ref a, TR.Value > 3 ? 3 * lda : 0);
             ref float a4 = ref Unsafe.Add(ref a, TR.Value > 4 ? 4 * lda : 0);
             ref float a5 = ref Unsafe.Add(ref a, TR.Value > 5 ? 5 * lda : 0);
-            for (int p = 0; p < k; p++)
+            int p = 0;
+            if (typeof(TV) == typeof(Vector128<float>) && AdvSimd.Arm64.IsSupported)
+            {
+                // Four columns of A per row in one register, each used by lane (fmla by element): broadcasting one
+                // float per row and step took a load and a dup per row, and the dups share the FP pipes with the
+                // FMAs (XNNPACK's and ncnn's aarch64 kernels use the lane form for this reason).
+                for (; p + 4 <= k; p += 4)
+                {
+                    var x0 = Vector128.LoadUnsafe(ref Unsafe.Add(ref a, p));
+                    var x1 = TR.Value > 1 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a1, p)) : x0;
+                    var x2 = TR.Value > 2 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a2, p)) : x0;
+                    var x3 = TR.Value > 3 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a3, p)) : x0;
+                    var x4 = TR.Value > 4 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a4, p)) : x0;
+                    var x5 = TR.Value > 5 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a5, p)) : x0;
+                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 0 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 0, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 1 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 1, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 2 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 2, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 3 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 3, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    b = ref Unsafe.Add(ref b, 4 * TC.Value * 4);
+                }
+            }
+            for (; p < k; p++)
             {
                 TV b0 = TOps.Load(ref b), b1 = TC.Value > 1 ? TOps.Load(ref Unsafe.Add(ref b, vc)) : b0;
                 b = ref Unsafe.Add(ref b, TC.Value * vc);
@@ -114,4 +137,26 @@ internal static class MicroKernel
         if (TR.Value > 4) { TOps.Store(ref Unsafe.Add(ref tile, 4 * nr), c40); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, 4 * nr + vc), c41); }
         if (TR.Value > 5) { TOps.Store(ref Unsafe.Add(ref tile, 5 * nr), c50); if (TC.Value > 1) TOps.Store(ref Unsafe.Add(ref tile, 5 * nr + vc), c51); }
     }
+
+    /// <summary>One step of K on AdvSimd: the row of B at <paramref name="b"/> times lane <paramref name="lane"/> of each row's x (ARM only).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LaneStep<TOps, TV, TR, TC>(ref float b, Vector128<float> x0, Vector128<float> x1, Vector128<float> x2, Vector128<float> x3,
+        Vector128<float> x4, Vector128<float> x5, [System.Diagnostics.CodeAnalysis.ConstantExpected(Min = (byte)0, Max = (byte)3)] byte lane,
+        ref TV c00, ref TV c01, ref TV c10, ref TV c11, ref TV c20, ref TV c21, ref TV c30, ref TV c31, ref TV c40, ref TV c41, ref TV c50, ref TV c51)
+        where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows where TC : struct, IRows
+    {
+        var b0 = Vector128.LoadUnsafe(ref b);
+        var b1 = TC.Value > 1 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref b, 4)) : b0;
+        c00 = Fmla(c00, b0, x0, lane); if (TC.Value > 1) c01 = Fmla(c01, b1, x0, lane);
+        if (TR.Value > 1) { c10 = Fmla(c10, b0, x1, lane); if (TC.Value > 1) c11 = Fmla(c11, b1, x1, lane); }
+        if (TR.Value > 2) { c20 = Fmla(c20, b0, x2, lane); if (TC.Value > 1) c21 = Fmla(c21, b1, x2, lane); }
+        if (TR.Value > 3) { c30 = Fmla(c30, b0, x3, lane); if (TC.Value > 1) c31 = Fmla(c31, b1, x3, lane); }
+        if (TR.Value > 4) { c40 = Fmla(c40, b0, x4, lane); if (TC.Value > 1) c41 = Fmla(c41, b1, x4, lane); }
+        if (TR.Value > 5) { c50 = Fmla(c50, b0, x5, lane); if (TC.Value > 1) c51 = Fmla(c51, b1, x5, lane); }
+    }
+
+    /// <summary>acc + b·x[lane], one fused fmla by element.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV Fmla<TV>(TV acc, Vector128<float> b, Vector128<float> x, [System.Diagnostics.CodeAnalysis.ConstantExpected(Min = (byte)0, Max = (byte)3)] byte lane) where TV : struct =>
+        Unsafe.BitCast<Vector128<float>, TV>(AdvSimd.Arm64.FusedMultiplyAddBySelectedScalar(Unsafe.BitCast<TV, Vector128<float>>(acc), b, x, lane));
 }
