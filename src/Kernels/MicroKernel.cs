@@ -102,6 +102,7 @@ internal static class MicroKernel
                 // Four columns of A per row in one register, each used by lane (fmla by element): broadcasting one
                 // float per row and step took a load and a dup per row, and the dups share the FP pipes with the
                 // FMAs (XNNPACK's and ncnn's aarch64 kernels use the lane form for this reason).
+                int step = TC.Value * vc;   // floats of B per step of K
                 for (; p + 4 <= k; p += 4)
                 {
                     var x0 = Vector128.LoadUnsafe(ref Unsafe.Add(ref a, p));
@@ -110,11 +111,11 @@ internal static class MicroKernel
                     var x3 = TR.Value > 3 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a3, p)) : x0;
                     var x4 = TR.Value > 4 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a4, p)) : x0;
                     var x5 = TR.Value > 5 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref a5, p)) : x0;
-                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 0 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 0, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
-                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 1 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 1, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
-                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 2 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 2, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
-                    LaneStep<TOps, TV, TR, TC>(ref Unsafe.Add(ref b, 3 * TC.Value * 4), x0, x1, x2, x3, x4, x5, 3, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
-                    b = ref Unsafe.Add(ref b, 4 * TC.Value * 4);
+                    LaneStep<TV, TR, TC>(ref b, x0, x1, x2, x3, x4, x5, 0, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    LaneStep<TV, TR, TC>(ref Unsafe.Add(ref b, step), x0, x1, x2, x3, x4, x5, 1, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    LaneStep<TV, TR, TC>(ref Unsafe.Add(ref b, 2 * step), x0, x1, x2, x3, x4, x5, 2, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    LaneStep<TV, TR, TC>(ref Unsafe.Add(ref b, 3 * step), x0, x1, x2, x3, x4, x5, 3, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+                    b = ref Unsafe.Add(ref b, 4 * step);
                 }
             }
             for (; p < k; p++)
@@ -140,10 +141,10 @@ internal static class MicroKernel
 
     /// <summary>One step of K on AdvSimd: the row of B at <paramref name="b"/> times lane <paramref name="lane"/> of each row's x (ARM only).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LaneStep<TOps, TV, TR, TC>(ref float b, Vector128<float> x0, Vector128<float> x1, Vector128<float> x2, Vector128<float> x3,
+    static void LaneStep<TV, TR, TC>(ref float b, Vector128<float> x0, Vector128<float> x1, Vector128<float> x2, Vector128<float> x3,
         Vector128<float> x4, Vector128<float> x5, [System.Diagnostics.CodeAnalysis.ConstantExpected(Min = (byte)0, Max = (byte)3)] byte lane,
         ref TV c00, ref TV c01, ref TV c10, ref TV c11, ref TV c20, ref TV c21, ref TV c30, ref TV c31, ref TV c40, ref TV c41, ref TV c50, ref TV c51)
-        where TOps : struct, IVec<TV> where TV : struct where TR : struct, IRows where TC : struct, IRows
+        where TV : struct where TR : struct, IRows where TC : struct, IRows
     {
         var b0 = Vector128.LoadUnsafe(ref b);
         var b1 = TC.Value > 1 ? Vector128.LoadUnsafe(ref Unsafe.Add(ref b, 4)) : b0;
