@@ -105,7 +105,15 @@ public sealed class RaggedAttention
         }
     }
 
-    static int ValuePanelWidth(int remaining, int nr) => remaining > nr / 2 ? nr : nr / 2;
+    /// <summary>
+    /// Width of the next V panel with <paramref name="remaining"/> columns left: two vectors, one, or (at 256 and 512
+    /// bits, for the last few columns) half a vector, which runs the next narrower width's one-vector tile: a 38-wide
+    /// head at 512 bits is 32 + 8 lanes, not 32 + 16. Splitting a two-vector panel into one vector and a half (19 as
+    /// 16 + 8) was slower: each panel broadcasts every probability again. Every output lane sums the same products in
+    /// the same order whatever the panel widths, so the result does not depend on them.
+    /// </summary>
+    static int ValuePanelWidth(int remaining, int nr) =>
+        remaining > nr / 2 ? nr : remaining > nr / 4 || nr < 16 ? nr / 2 : nr / 4;
 
     unsafe readonly struct Body(RaggedAttention a, HeadLayout L, float* qkv, int ldq, float scale, float* output, int ldo, int chunks, int chunkRows) : IRangeBody
     {
@@ -198,7 +206,9 @@ public sealed class RaggedAttention
                 {
                     int w = ValuePanelWidth(dv - col0, nr), cols = Math.Min(w, dv - col0);
                     if (w == nr) MicroKernel.Run<TOps, TV>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile);
-                    else MicroKernel.RunNarrow<TOps, TV>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile, w);
+                    else if (w == nr / 2) MicroKernel.RunNarrow<TOps, TV>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile, w);
+                    else if (typeof(TV) == typeof(Vector512<float>)) MicroKernel.RunNarrow<V256, Vector256<float>>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile, w);
+                    else MicroKernel.RunNarrow<V128, Vector128<float>>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile, w);
                     for (int r = 0; r < mr; r++)
                     {
                         float* o = output + ((long)image * n + i0 + r) * ldo + L.VOffsets[h] + col0;
