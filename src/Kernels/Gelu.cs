@@ -22,12 +22,18 @@ public static class Gelu
     }
 
     /// <summary>
-    /// <see cref="Apply{TOps, TV}"/> as a call of its own, for a caller whose size exceeds the JIT's inlining budget:
-    /// the GEMM's epilogue, where without FMA (Dekker's product makes GELU longer) the JIT had stopped inlining the
-    /// vector operations inside GELU and called each one (DeiT-S's fc1 with GELU, one thread, SSE: 11.3 → 8.1 ms).
+    /// <see cref="Apply{TOps, TV}"/> for a caller near the JIT's inlining budget (the GEMM's epilogue, which applies it
+    /// twice): inlined where the hardware fuses multiply-add, a call of its own elsewhere. Without FMA, Dekker's
+    /// product makes GELU longer, the epilogue ran past the budget and the JIT called the vector operations inside
+    /// GELU one by one (DeiT-S's fc1 with GELU, one thread, SSE: 11.3 → 8.1 ms); with FMA it fits, and a call would
+    /// cost more than it saves (~30 %: the vectors go through memory).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TV ApplyInLargeCaller<TOps, TV>(TV x) where TOps : struct, IVec<TV> where TV : struct =>
+        HardwareFma.IsSupported ? Apply<TOps, TV>(x) : ApplyOutOfLine<TOps, TV>(x);
+
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    public static TV ApplyOutOfLine<TOps, TV>(TV x) where TOps : struct, IVec<TV> where TV : struct => Apply<TOps, TV>(x);
+    static TV ApplyOutOfLine<TOps, TV>(TV x) where TOps : struct, IVec<TV> where TV : struct => Apply<TOps, TV>(x);
 
     /// <summary>
     /// erfc(|x|/√2) by the fit, and −x²/2 as an exactly rounded part plus its rounding error (so exp(−x²/2), the

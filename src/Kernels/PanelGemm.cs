@@ -286,10 +286,8 @@ internal sealed class PanelGemm
                 TV v1 = second ? TOps.Add(TOps.Load(ref Unsafe.Add(ref t, vc)), b1) : TOps.Zero;
                 if (ep == Epilogue.BiasGelu)
                 {
-                    // Without FMA, GELU inlined twice exceeds this loop's inlining budget (see Gelu.ApplyOutOfLine);
-                    // with FMA it fits, and a call would cost more than it saves (the vectors go through memory).
-                    v0 = HardwareFma.IsSupported ? Gelu.Apply<TOps, TV>(v0) : Gelu.ApplyOutOfLine<TOps, TV>(v0);
-                    if (second) v1 = HardwareFma.IsSupported ? Gelu.Apply<TOps, TV>(v1) : Gelu.ApplyOutOfLine<TOps, TV>(v1);
+                    v0 = Gelu.ApplyInLargeCaller<TOps, TV>(v0);
+                    if (second) v1 = Gelu.ApplyInLargeCaller<TOps, TV>(v1);
                 }
                 float* d = dst + (long)r * ldy;
                 if (cols == nr)

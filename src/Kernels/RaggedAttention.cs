@@ -166,9 +166,10 @@ public sealed class RaggedAttention
             }
             // V in panels of two vectors, the last one a single vector when that covers what is left, so a
             // 12-wide head is not computed 32 wide.
-            for (int col0 = 0, off = 0; col0 < dv; off += n * ValuePanelWidth(dv - col0, nr), col0 += ValuePanelWidth(dv - col0, nr))
+            for (int col0 = 0, off = 0, w = 0; col0 < dv; off += n * w, col0 += w)
             {
-                int w = ValuePanelWidth(dv - col0, nr), cols = Math.Min(w, dv - col0);
+                w = ValuePanelWidth(dv - col0, nr);
+                int cols = Math.Min(w, dv - col0);
                 for (int j = 0; j < n; j++)
                 {
                     float* v = rows + (long)j * ldq + vOff + col0;
@@ -202,9 +203,10 @@ public sealed class RaggedAttention
                 }
                 // exp(scale·(s − max)) = 2^(c·s − c·max) with c = scale·log2 e > 0.
                 SoftmaxRows.Exp<TOps, TV>(s, mr, nPad, n, scale * FastExp.Log2E, max, inv);
-                for (int col0 = 0, off = 0; col0 < dv; off += n * ValuePanelWidth(dv - col0, nr), col0 += ValuePanelWidth(dv - col0, nr))
+                for (int col0 = 0, off = 0, w = 0; col0 < dv; off += n * w, col0 += w)
                 {
-                    int w = ValuePanelWidth(dv - col0, nr), cols = Math.Min(w, dv - col0);
+                    w = ValuePanelWidth(dv - col0, nr);
+                    int cols = Math.Min(w, dv - col0);
                     if (w == nr) MicroKernel.Run<TOps, TV>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile);
                     else if (w == nr / 2) MicroKernel.RunNarrow<TOps, TV>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile, w);
                     else if (typeof(TV) == typeof(Vector512<float>)) MicroKernel.RunNarrow<V256, Vector256<float>>(mr, ref *s, nPad, ref *(vp + off), n, ref *tile, w);
